@@ -91,6 +91,13 @@ def unwrap(x):
 _unwrap = unwrap
 
 
+def as_array(x):
+    """A Tensor's array, an array (numpy's or cupy's) itself, anything else (a number, a list) through
+    ``np.asarray``, which refuses a cupy array (a raw device operand, ``op(x, t.data)``, must not reach it)."""
+    x = unwrap(x)
+    return x if hasattr(x, "__cuda_array_interface__") else np.asarray(x)
+
+
 def to_numpy(array):
     """Copy ``array`` (numpy or cupy, or a Tensor) to a numpy array on the host."""
     array = _unwrap(array)

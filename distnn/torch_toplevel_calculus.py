@@ -13,11 +13,11 @@ import numpy as np
 
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.tensor import Tensor
-from .backend import get_array_module, to_numpy, unwrap
+from .backend import as_array, get_array_module, to_numpy, unwrap
 
 
 def _as_tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    return x if isinstance(x, Tensor) else Tensor(as_array(x))  # (a raw device array as it is)
 
 
 def _dim(dim, ndim, who):

@@ -18,7 +18,7 @@ import numpy as np
 from . import linalg
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.tensor import Tensor
-from .backend import get_array_module, unwrap
+from .backend import as_array, get_array_module, unwrap
 from .functional.gamma_functions import igammac, lgamma  # noqa: F401 - igammac re-exported
 
 
@@ -123,7 +123,7 @@ def mvlgamma(input, p):  # noqa: A002
         raise TypeError(f"mvlgamma(): argument 'p' must be int, not {type(p).__name__}")
     if p < 1:
         raise RuntimeError("p has to be greater than or equal to 1")
-    x = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
+    x = input if isinstance(input, Tensor) else Tensor(as_array(input))  # (a raw device array as it is)
     out = lgamma(x)
     for j in range(1, p):
         out = out + lgamma(x - j / 2.0)

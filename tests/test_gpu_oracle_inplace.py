@@ -98,6 +98,42 @@ def _inplace_top_level_forms(a):
     return dn.rsub(y, z, alpha=0.5) + dn.fill(a, a[0, 0])
 
 
+def _copy_from_raw_device_array(a, b):
+    """``t.copy_(p.data)``: a raw array of the data's device (np.asarray refused a cupy one), recorded (the old
+    value gets no gradient; the raw source none), with a dtype cast, and outside the graph into a fresh tensor."""
+    y = a * 1.0
+    y.copy_(b.data * 3.0)
+    y2 = a * 2.0
+    y2.copy_((b.data * 0.5).astype(np.float32))  # (a float32 source cast to y2's dtype)
+    with dn.no_grad():
+        z = dn.zeros_like(a)
+        z.copy_(b.data[0])  # (broadcast over the rows)
+    return y * a + y2 + z * b
+
+
+def _inplace_operators_host_operands(a):
+    """``+=``, ``*=`` outside the graph with host operands beside GPU data: a numpy array, a CPU 0-d tensor (an
+    integer one into an integer tensor, which keeps it an array) went into cupy's ufunc as they were."""
+    y = a * 1.0
+    with dn.no_grad():
+        z = a.detach().clone()
+        z += np.linspace(-1.0, 1.0, 4)  # (a host array, broadcast over the rows)
+        z *= dn.tensor(np.array(2.0))
+        n = (a.detach() > 0).to(dn.int64)
+        n += dn.tensor(np.array(3))
+        n *= dn.tensor(np.array([1, 2, 3, 4]))
+    return y * z + n
+
+
+def _comparisons_with_host_operands(a):
+    """Comparisons of GPU data with host operands (CPU 0-d tensors, as PyTorch takes; a numpy array) on either
+    side: cupy refused them. Thresholds exact in float32 (no tie between the dtypes' roundings)."""
+    x = a.detach()
+    masks = [x > dn.tensor(np.array(0.125)), x <= np.array([-0.75, -0.25, 0.25, 0.75]),
+             dn.tensor(np.array(-0.5)) < x, x.eq(dn.tensor(np.array(0.0))), x != dn.tensor(np.array(0.0))]
+    return a * sum(m.to(a.dtype) * 2.0 ** k for k, m in enumerate(masks))
+
+
 CASES = {
     "inplace_through_views": lambda R: ([R.standard_normal((3, 4))], _inplace_through_views),
     "inplace_mul_saves_old_value": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))], _inplace_mul),
@@ -113,6 +149,10 @@ CASES = {
                                        _inplace_index_writes),
     "inplace_copy_and_fill": lambda R: ([R.standard_normal((3, 4))], _inplace_copy_and_fill),
     "inplace_top_level_forms": lambda R: ([R.standard_normal((3, 4))], _inplace_top_level_forms),
+    "inplace_operators_host_operands": lambda R: ([R.standard_normal((3, 4))], _inplace_operators_host_operands),
+    "comparisons_with_host_operands": lambda R: ([R.standard_normal((3, 4))], _comparisons_with_host_operands),
+    "copy_from_raw_device_array": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))],
+                                             _copy_from_raw_device_array),
 }
 
 

@@ -102,6 +102,7 @@ LAYERS = {
     "GRU-packed": (lambda: _Packed(nn.GRU(5, 6, batch_first=True)), (4, 3, 5), None),
     "BasicBlock": (lambda: nn.BasicBlock(3, 4, stride=2), (2, 3, 8, 8), None),
     "MLP+loss": (lambda: _MLPLoss(), (6, 8), None),
+    "BatchNorm1d-valid_rows-device-mask": (lambda: _ValidRowsBatchNorm(), (6, 4), None),
     "ReflectionPad2d": (lambda: nn.ReflectionPad2d((1, 2, 3, 0)), (2, 3, 5, 6), None),
     "ReplicationPad3d": (lambda: nn.ReplicationPad3d((1, 0, 2, 1, 0, 2)), (2, 3, 3, 4, 5), None),
     "CircularPad1d": (lambda: nn.CircularPad1d((3, -1)), (2, 3, 5), None),
@@ -125,6 +126,22 @@ LAYERS = {
     "pruned-Conv2d": (lambda: nn.utils.prune.l1_unstructured(nn.utils.prune.random_structured(
         nn.Conv2d(3, 4, 3), "weight", amount=1, dim=0), "bias", amount=2), (2, 3, 6, 6), None),
 }
+
+
+class _ValidRowsBatchNorm(nn.Module):
+    """Batch norm inside ``valid_rows`` with a mask on the input's device (valid_rows took it through np.asarray,
+    which refuses a cupy array): statistics over rows 0, 2, 3 and 5 only."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        from distnn.distributed.sync_batchnorm import valid_rows
+
+        mask = on(backend.device_of(x.data), np.array([True, False, True, True, False, True]))
+        with valid_rows(mask):
+            return self.bn(x)
 
 
 class _SelfAttention(nn.Module):

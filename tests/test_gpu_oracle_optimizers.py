@@ -174,3 +174,18 @@ def test_sparse_embedding_steps_on_the_gpu_match_the_cpu(name, dtype):
             opt.step()
         results[device] = backend.to_numpy(emb.weight.data)
     assert_close(results["cuda"], results["cpu"], RTOL[dtype] / 10, f"{name}: parameters")
+
+
+def test_grad_scaler_takes_a_new_scale_on_the_gpu():
+    """``update(new_scale=...)`` with a one-element Tensor on the GPU (PyTorch's takes a CUDA one): np.asarray
+    refused the cupy array. The scale (a host float32) and the next scaled loss are the CPU's."""
+    scales = {}
+    for device in ("cpu", "cuda"):
+        scaler = dn.amp.GradScaler(device)
+        loss = dn.Tensor(on(device, np.array(3.0, np.float32)), requires_grad=True)
+        scaler.scale(loss)
+        scaler.update(new_scale=dn.Tensor(on(device, np.array([512.0], np.float32))))
+        scaled = scaler.scale(loss)
+        assert backend.device_of(scaled.data) == backend.device_of(loss.data)
+        scales[device] = (scaler.get_scale(), float(backend.to_numpy(scaled.data)))
+    assert scales["cuda"] == scales["cpu"] == (512.0, 1536.0)

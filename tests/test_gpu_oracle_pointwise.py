@@ -31,6 +31,22 @@ def _inside_minus_one_one(R):
     return R.uniform(-0.95, 0.95, (3, 4))
 
 
+def _with_exact_zeros(R):
+    x = R.standard_normal((3, 4))
+    x[0, 1] = x[2, 0] = x[1, 3] = 0.0
+    return x
+
+
+def _raw_device_operands(x, e):
+    """Raw arrays of the data's device (``t.data``) where the ops take arrays: np.asarray refused them (ldexp's
+    exponent, square's and mvlgamma's input, trapezoid's coordinates, unravel_index's indices)."""
+    raw = e.data
+    flat = (abs(raw) * 4).astype(np.int64) % 12  # (flat positions in a (3, 4) tensor)
+    return (dn.ldexp(x, raw) + dn.square(raw > 0) + dn.mvlgamma(raw * raw + 1.0, 2)
+            + dn.trapezoid(x, raw[0] * 0.5)[:, None]  # (any coordinates: their differences weigh the rows)
+            + dn.unravel_index(flat, (3, 4))[1] * 0.25)
+
+
 CASES = {
     # host constants beside device arrays, bounds as tensors, ties, exact 0 and 1
     "clamp_tensor_bounds": lambda R: (
@@ -79,6 +95,16 @@ CASES = {
         lambda a, b, c: dn.addcmul(a, b, c, value=0.5) + dn.addcdiv(a, b, c, value=-2)),
     "ldexp": lambda R: ([R.standard_normal((3, 4)), R.standard_normal(4)], lambda x, e: dn.ldexp(x, e)),
     "frexp_mantissa": lambda R: ([R.standard_normal((3, 4)) * 50], lambda x: dn.frexp(x).mantissa),
+    # a host exponent beside a GPU input (a number; a CPU 0-d tensor, as PyTorch takes one): 2 ** e stayed on the
+    # host and the backward's g * 2 ** e mixed cupy and numpy
+    "ldexp_host_exponent": lambda R: ([R.standard_normal((3, 4))],
+                                      lambda x: dn.ldexp(x, 3) + dn.ldexp(x, dn.tensor(np.array(-2.0))) * 5),
+    # heaviside with a CPU 0-d ``values`` beside a GPU input, through its node (x requires grad; the result is
+    # detached, as its backward is refused) and its no-grad path; exact zeros in x pick ``values``
+    "raw_device_operands": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))], _raw_device_operands),
+    "heaviside_host_values": lambda R: ([_with_exact_zeros(R)], lambda x: x + (
+        dn.heaviside(x, dn.tensor(np.array(0.25, x.data.dtype))).detach()
+        + dn.heaviside(x.detach(), dn.tensor(np.array(-0.5, x.data.dtype))) * 2)),
 }
 
 

@@ -175,7 +175,9 @@ class GradScaler:
                 reason = "new_scale should be a float or a 1-element Tensor with requires_grad=False."
                 if getattr(new_scale, "requires_grad", False) or int(np.size(_raw(new_scale))) != 1:
                     raise AssertionError(reason)
-                self._scale = np.float32(np.asarray(_raw(new_scale)).reshape(()))
+                from distnn.backend import to_numpy  # (a device scale: np.asarray refuses a cupy array)
+
+                self._scale = np.float32(to_numpy(_raw(new_scale)).reshape(()))
         else:
             found = [s["found_inf"] for s in self._per_optimizer_states.values() if s["found_inf"] is not None]
             if not found:

@@ -18,6 +18,8 @@ class TensorComparisons:
         except ValueError:
             _refuse_unbroadcastable(self, o)
             raise
+        except TypeError:
+            return _on_one_device(self, o, "less")
 
     def __le__(self, o):
         try:
@@ -25,6 +27,8 @@ class TensorComparisons:
         except ValueError:
             _refuse_unbroadcastable(self, o)
             raise
+        except TypeError:
+            return _on_one_device(self, o, "less_equal")
 
     def __gt__(self, o):
         try:
@@ -32,6 +36,8 @@ class TensorComparisons:
         except ValueError:
             _refuse_unbroadcastable(self, o)
             raise
+        except TypeError:
+            return _on_one_device(self, o, "greater")
 
     def __ge__(self, o):
         try:
@@ -39,6 +45,8 @@ class TensorComparisons:
         except ValueError:
             _refuse_unbroadcastable(self, o)
             raise
+        except TypeError:
+            return _on_one_device(self, o, "greater_equal")
 
     def eq(self, o):
         try:
@@ -46,6 +54,8 @@ class TensorComparisons:
         except ValueError:
             _refuse_unbroadcastable(self, o)
             raise
+        except TypeError:
+            return _on_one_device(self, o, "equal")
 
     def ne(self, o):
         try:
@@ -53,6 +63,8 @@ class TensorComparisons:
         except ValueError:
             _refuse_unbroadcastable(self, o)
             raise
+        except TypeError:
+            return _on_one_device(self, o, "not_equal")
 
     # Elementwise, as in PyTorch (``(pred == target).mean()``): a tensor is hashed by identity, so
     # sets and dict keys still work; ``x in some_list`` compares elementwise, as in PyTorch (use
@@ -66,6 +78,22 @@ class TensorComparisons:
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _on_one_device(t, o, name: str):
+    """The comparison where cupy refused a host array beside GPU data (a CPU 0-d tensor, as PyTorch takes; distnn
+    copies any host array over, as its arithmetic does): both on the GPU. Raised again otherwise. Only on that
+    error path, so that a comparison on one device pays nothing for it."""
+    import numpy as np
+
+    from distnn.backend import get_array_module
+    from distnn.functional._elementwise_common import _on_device
+
+    a, b = t.data, _raw(o)
+    xp = get_array_module(a, b)
+    if xp is np or not (isinstance(a, np.ndarray) or isinstance(b, np.ndarray)):
+        raise  # (the TypeError being handled: not a host array beside a device one)
+    return Tensor(getattr(xp, name)(*_on_device(xp, a, b)))
 
 
 def _refuse_unbroadcastable(t, o) -> None:

@@ -200,7 +200,10 @@ class TensorInplaceMore:
             raise RuntimeError(f"output with shape {list(own)} doesn't match the broadcast shape {list(broadcast)}")
 
         def compute():
-            s = src if isinstance(src, Tensor) else Tensor(np.asarray(src))
+            # (a device array as it is (``t.copy_(p.data)`` on a GPU), which np.asarray refuses; the rest through
+            # numpy, as before)
+            s = src if isinstance(src, Tensor) else Tensor(
+                src if hasattr(src, "__cuda_array_interface__") else np.asarray(src))
             if not records(self, [s]):
                 return s.to(device_of(self.data)).to(self.dtype).expand(tuple(self.shape))
             with no_grad():  # (the values, with the casts' warnings; the gradients are CopyBackwards')

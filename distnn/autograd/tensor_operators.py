@@ -18,6 +18,8 @@ from .half_rounding import into_half
 from .tensor_comparisons import TensorComparisons  # noqa: F401 - (tensor.py's base class, imported from here)
 from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
+_NDARRAY = np.ndarray
+
 _set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset
 
 
@@ -91,6 +93,8 @@ class TensorOperators:
         _before_inplace_write(self)
         if not _records(self, o):
             operand = _weak(self, _raw(o))
+            if type(operand) is _NDARRAY and type(self.data) is not _NDARRAY:  # (a host array beside GPU data:
+                operand = _beside(self, operand)  # copied over, as __setitem__'s; cupy's ufuncs refuse it)
             token = _set_fp_state(_ALL_IGNORED)  # (overflow, inf - inf, x / 0: inf or NaN, silently, as PyTorch's)
             try:
                 getattr(get_array_module(self.data), ufunc_name)(self.data, operand, out=self.data,

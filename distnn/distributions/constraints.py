@@ -4,13 +4,13 @@ tensor; the reprs are PyTorch's (``Real()``, ``GreaterThan(lower_bound=0.0)``, .
 from __future__ import annotations
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import as_array, get_array_module
 
 
 def _raw(value):
-    import numpy as np
-
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    # (an array as it is: cat, stack and corr_cholesky check their pieces as raw arrays, cupy's on a GPU, which
+    # np.asarray refuses)
+    return value.data if isinstance(value, Tensor) else as_array(value)
 
 
 class Constraint:

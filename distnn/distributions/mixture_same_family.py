@@ -4,8 +4,6 @@ distribution, weighted by a :class:`Categorical`. ``log_prob`` is ``logsumexp(lo
 (differentiable in both); ``sample`` picks each draw's component (no gradient, as PyTorch's)."""
 from __future__ import annotations
 
-import numpy as np
-
 import distnn
 
 from . import constraints
@@ -33,7 +31,7 @@ class _MixtureSameFamilyConstraint(constraints.Constraint):
         return self.base_constraint.event_dim
 
     def check(self, value):
-        data = value.data if isinstance(value, distnn.Tensor) else np.asarray(value)
+        data = value.data if isinstance(value, distnn.Tensor) else distnn.backend.as_array(value)  # (cupy's too)
         unsqueezed = _unsqueeze(data, -1 - self.event_dim)
         result = self.base_constraint.check(unsqueezed)
         keep = data.ndim - self.event_dim

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import as_array, get_array_module
 
 from .parser_refusal import invalid_combination, parser_type_name
 
@@ -89,7 +89,7 @@ def unravel_index(indices, shape):
     is taken as a 0-d tensor."""
     if isinstance(indices, numbers.Integral) and not isinstance(indices, bool):
         indices = Tensor(np.asarray(indices, dtype=np.int64))
-    data = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    data = indices.data if isinstance(indices, Tensor) else as_array(indices)  # (a raw device array as it is)
     if data.dtype.kind not in "iu":
         raise TypeError(f"expected 'indices' to be integer dtype, but got {data.dtype}")
     shape = _shape(shape)

@@ -212,7 +212,7 @@ def _polynomial(name, kernel, doc):
         if dtype not in _HERMITE_LIMIT:
             raise NotImplementedError(f'"{name}" not implemented for {dtype} (PyTorch\'s takes float32 and '
                                       "float64, integers and bools computed in float32)")
-        xp = get_array_module(a if hasattr(a, "dtype") else b)
+        xp = get_array_module(a, b)  # (a host 0-d tensor beside a device one, as PyTorch takes: moved below)
         _check_broadcast(a, b, name)
         x, m = xp.broadcast_arrays(xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype))
         with _quiet(xp, over=True):

@@ -17,7 +17,7 @@ import numpy as np
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import default_dtype, get_array_module
+from distnn.backend import as_array, default_dtype, get_array_module
 
 from ._elementwise_common import _check_broadcast, _on_device, _quiet
 from .torch_layout import torch_layout
@@ -279,7 +279,9 @@ def float_power(input, exponent):  # noqa: A002
 def _is_complex(x):
     if isinstance(x, Tensor):
         return x.dtype.kind == "c"
-    return isinstance(x, (complex, np.complexfloating)) or np.asarray(x).dtype.kind == "c"
+    if isinstance(x, (bool, int, float)):  # (the common number exponent, first)
+        return False
+    return isinstance(x, (complex, np.complexfloating)) or as_array(x).dtype.kind == "c"  # (a raw cupy array too)
 
 
 def clamp_min(input, *args, **kwargs):  # noqa: A002

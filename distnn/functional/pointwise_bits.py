@@ -19,8 +19,9 @@ from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import as_array, get_array_module
 
+from ._elementwise_common import _on_device
 from .shape_more import as_tensor
 
 FrexpResult = namedtuple("frexp", ["mantissa", "exponent"])
@@ -122,13 +123,16 @@ def ldexp(input, other):  # noqa: A002
     ``2 ** other`` in integers, giving ``input`` a 0 gradient where ``other`` is negative; here it is the true
     ``2 ** other``."""
     x = as_tensor(input)
-    e = other if isinstance(other, Tensor) else Tensor(np.asarray(other))
+    e = other if isinstance(other, Tensor) else Tensor(as_array(other))  # (a raw device array as it is)
     with no_grad():
         power = 2.0 ** e
         result = x * power
     if not (is_grad_enabled() and (x.requires_grad or e.requires_grad)):
         return result
-    return _Ldexp.apply(x, e, power=power.data, result=result.data)
+    # (power on the result's device: a host exponent (a number, a CPU 0-d tensor) left it on the host, and the
+    # backward's g * power, cupy by numpy, is refused)
+    power_data, = _on_device(get_array_module(result.data), power.data)
+    return _Ldexp.apply(x, e, power=power_data, result=result.data)
 
 
 class _Frexp(Function):
@@ -169,7 +173,8 @@ def _name(dtype) -> str:
 
 class _Heaviside(Function):
     def forward(self, x, values):
-        xp = get_array_module(x)
+        xp = get_array_module(x, values)
+        x, values = _on_device(xp, x, values)  # (a CPU 0-d ``values`` beside a GPU input: PyTorch takes one)
         return xp.where(x == 0, values, (x > 0)).astype(x.dtype)
 
     def backward(self, g):
@@ -186,7 +191,9 @@ def heaviside(input, values):  # noqa: A002
         raise RuntimeError("heaviside is not yet implemented for complex tensors.")
     if x.requires_grad or v.requires_grad:
         return _Heaviside.apply(x, v)
-    return Tensor(get_array_module(x.data).where(x.data == 0, v.data, x.data > 0).astype(x.dtype))
+    xp = get_array_module(x.data, v.data)
+    xd, vd = _on_device(xp, x.data, v.data)
+    return Tensor(xp.where(xd == 0, vd, xd > 0).astype(x.dtype))
 
 
 __all__ = ["bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "ldexp", "frexp", "nextafter", "heaviside"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import as_array, get_array_module
 
 from ._elementwise_common import _quiet
 from ._special import erf_array, erfc_array, erfinv_array
@@ -216,13 +216,13 @@ deg2rad, rad2deg = _floats("deg2rad", Deg2rad), _floats("rad2deg", Rad2deg)
 
 
 def _raw_dtype(input):  # noqa: A002
-    return (input.data if isinstance(input, Tensor) else np.asarray(input)).dtype
+    return (input.data if isinstance(input, Tensor) else as_array(input)).dtype  # (a raw device array as it is)
 
 
 def square(input):  # noqa: A002
     """``torch.square``: ``x * x``; integers stay integers and bool becomes int64, as PyTorch's."""
     if _raw_dtype(input).kind == "b":
-        input = (input.data if isinstance(input, Tensor) else np.asarray(input)).astype(np.int64)
+        input = (input.data if isinstance(input, Tensor) else as_array(input)).astype(np.int64)
     return Square.apply(input)
 
 

@@ -62,7 +62,7 @@ def input_mask(input: Tensor, mask) -> Tensor:
     refused: masks never shrink) and cast to bool, as torch's _input_mask."""
     if mask is None:
         raise ValueError("_input_mask requires explicit mask")
-    mask = mask if isinstance(mask, Tensor) else dn.tensor(np.asarray(mask))
+    mask = mask if isinstance(mask, Tensor) else dn.tensor(backend.as_array(mask))  # (a raw cupy mask too)
     # (on the input's device: a host mask beside a GPU input, as distnn's ops take host index data)
     mask = dn.tensor(backend.to_device(mask.data, backend.device_of(array_of(input))))
     if tuple(mask.shape) != tuple(input.shape):

@@ -25,7 +25,7 @@ import threading
 
 import numpy as np
 
-from distnn.backend import default_dtype, get_array_module
+from distnn.backend import default_dtype, get_array_module, to_numpy
 from distnn.functional.group_norm import group_norm
 from distnn.functional.norm import (BatchNormTrain, _bcast, _bn_axes, batch_norm, batch_stats, layer_norm,
                                     rms_norm, update_running_stats)
@@ -111,7 +111,8 @@ def valid_rows(mask):
     ``len(mask)``.
     """
     previous = getattr(_mask, "value", None)
-    _mask.value = None if mask is None else np.asarray(mask, dtype=bool)
+    # (on the host, once: a device mask too, which np.asarray refuses; its count and per-batch checks read it there)
+    _mask.value = None if mask is None else np.asarray(to_numpy(mask), dtype=bool)
     try:
         yield
     finally:
