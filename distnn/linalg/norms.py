@@ -113,7 +113,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None) -> T
     if out is not None:
         from .norms_out import vector_norm_into_out
 
-        return vector_norm_into_out(lambda: vector_norm(x, ord, dim, keepdim, dtype=dtype), x, out)
+        return vector_norm_into_out(x, out, ord, dim, keepdim, dtype)
     if isinstance(ord, str) or not isinstance(ord, numbers.Real):
         raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
     t = as_tensor(x)

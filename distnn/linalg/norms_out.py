@@ -15,7 +15,7 @@ from __future__ import annotations
 from distnn.autograd.grad_mode import no_grad
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
-from distnn.backend import unwrap
+from distnn.backend import get_array_module, unwrap
 from distnn.functional.clamp_out import refuse_grad_with_out
 from distnn.functional.matmul_out import _cpp_name
 from distnn.functional.out_common import check_out_argument
@@ -24,16 +24,34 @@ from distnn.functional.out_write import _write_back, resize_out, write_into_out
 __all__ = ["composite_norm_into_out", "vector_norm_into_out"]
 
 
-def vector_norm_into_out(compute, x, out) -> Tensor:
-    """``compute()`` (the norm of ``x``, run without recording) written into ``out``, which is returned."""
+def vector_norm_into_out(x, out, ord, dim, keepdim, dtype) -> Tensor:  # noqa: A002
+    """``vector_norm(x, ord, dim, keepdim, dtype=dtype)`` (run without recording) written into ``out``, which is
+    returned. An expanded ``out`` of the result's shape is written as PyTorch's kernel writes it: the dims it
+    repeats (stride 0) folded into the reduction (``vector_norm(x, dim=1, out=zeros(1).expand(2))`` is the norm
+    of all of ``x``, twice)."""
+    from distnn.functional.reduce_out_more import _repeated_dims
+
+    from ._common import as_tensor
+    from .norms import _axes, vector_norm
+
+    x = as_tensor(x)
     check_out_argument("linalg_vector_norm", out)
     refuse_grad_with_out("linalg_vector_norm", out, x)
     with no_grad():
-        result = compute()
-    if result.dtype != out.dtype:
-        raise RuntimeError(f"Expected out tensor to have dtype {_cpp_name(result.dtype)}, but got "
-                           f"{_cpp_name(out.dtype)} instead")
-    write_into_out(out, unwrap(result))
+        result = vector_norm(x, ord, dim, keepdim, dtype=dtype)
+        if result.dtype != out.dtype:
+            raise RuntimeError(f"Expected out tensor to have dtype {_cpp_name(result.dtype)}, but got "
+                               f"{_cpp_name(out.dtype)} instead")
+        repeated = _repeated_dims(out, result.shape)
+        if not repeated:
+            write_into_out(out, unwrap(result))
+            return out
+        axes = _axes(dim, x.ndim)
+        kept = list(range(x.ndim)) if keepdim else [i for i in range(x.ndim) if i not in axes]
+        folded = vector_norm(x, ord, (*axes, *(kept[r] for r in repeated)), True, dtype=dtype)
+        values = unwrap(folded)  # (keepdim: of the result's dims; else the reduced ones dropped)
+        values = values if keepdim else values.reshape([values.shape[i] for i in kept])
+    write_into_out(out, get_array_module(values).broadcast_to(values, tuple(result.shape)), shared="last")
     return out
 
 
