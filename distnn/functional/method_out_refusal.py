@@ -14,13 +14,20 @@ from __future__ import annotations
 
 from .parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
 
-__all__ = ["refuse_method_out"]
+__all__ = ["bool_unbiased", "check_spread_method", "refuse_method_out"]
 
 _SPREAD = ("(tuple of ints dim, bool unbiased = True, bool keepdim = False)",
            "(tuple of ints dim = None, *, Number correction = None, bool keepdim = False)",
            "(bool unbiased = True)")
 _LOGICAL = ("()", "(tuple of ints dim = None, bool keepdim = False)", "(int dim, bool keepdim = False)")
 SIGNATURES = {"std": _SPREAD, "var": _SPREAD, "all": _LOGICAL, "any": _LOGICAL}
+_OUT = ", *, Tensor out = None"
+# (the functions': ``std``/``var`` take an ``out`` in their first two overloads, ``var_mean``/``std_mean`` none)
+_FUNCTION_SPREAD = {
+    paired: ("(Tensor input, tuple of ints dim, bool unbiased = True, bool keepdim = False" + ("" if paired else _OUT)
+             + ")", "(Tensor input, tuple of ints dim = None, *, Number correction = None, bool keepdim = False"
+             + ("" if paired else ", Tensor out = None") + ")", "(Tensor input, bool unbiased = True)")
+    for paired in (False, True)}
 
 
 def refuse_method_out(name: str, out, dim, keepdim, unbiased=None, correction=None) -> None:
@@ -41,15 +48,57 @@ def refuse_method_out(name: str, out, dim, keepdim, unbiased=None, correction=No
     keywords += [(key, value) for key, value in (("correction", correction), *rest)
                  if value is not None and value is not NOT_KEPT]
     keywords.append(("out", out))
-    given = len(positional) + len(keywords)
-    listed = [key for key, _ in reversed(keywords)]
+    types = [parser_type_name(value) for _, value in positional]
+    notes = _notes(SIGNATURES[name], types, [key for key, _ in reversed(keywords)])
+    raise invalid_combination(name, types, SIGNATURES[name], keywords=keywords_as_listed(keywords), notes=notes)
+
+
+def _notes(signatures, types: list, listed: list) -> dict:
+    """PyTorch's note under each signature with as many parameters as arguments given (``types``: the positional
+    ones' names; ``listed``: the keywords' names, last given first): the keywords that name no parameter, else
+    every argument's type marked invalid but a Tensor input's (its parser's reading of these signatures)."""
     notes = {}
-    for index, signature in enumerate(SIGNATURES[name]):
+    for index, signature in enumerate(signatures):
         entries = signature[1:-1].split(", ")
-        if len(entries) == given:
-            names = {entry.split()[-1] for entry in entries if entry}
-            wrong = [key for key in listed if key not in names]
-            if wrong:
-                notes[index] = "didn't match because some of the keywords were incorrect: " + ", ".join(wrong)
-    raise invalid_combination(name, [parser_type_name(value) for _, value in positional], SIGNATURES[name],
-                              keywords=keywords_as_listed(keywords), notes=notes)
+        if len(entries) != len(types) + len(listed):
+            continue
+        names = {entry.split()[-1] for entry in entries if entry}
+        wrong = [key for key in listed if key not in names]
+        if wrong:
+            notes[index] = "didn't match because some of the keywords were incorrect: " + ", ".join(wrong)
+        elif not listed:
+            marked = [t if i == 0 and t == "Tensor" and entries[0] == "Tensor input" else f"!{t}!"
+                      for i, t in enumerate(types)]
+            notes[index] = "didn't match because some of the arguments have invalid types: (" + ", ".join(marked) + ")"
+    return notes
+
+
+def bool_unbiased(name: str, method: bool, flag, beside) -> None:
+    """A bool where ``dim`` goes is PyTorch's overload ``(bool unbiased)`` (``x.std(True)``: over all dims,
+    unbiased; the caller takes it so). ``beside``: ``(name, value)`` of the other arguments in the signature's
+    order, None (or ``NOT_KEPT``, or a False ``keepdim``) where left out; with any of them given, the call matches
+    no overload: PyTorch's parser's TypeError (the others listed as keywords, the flag by position)."""
+    from distnn.autograd.unset_defaults import NOT_KEPT
+
+    given = [(key, value) for key, value in beside
+             if value is not None and value is not NOT_KEPT and not (key == "keepdim" and value is False)]
+    if not given:
+        return
+    signatures = SIGNATURES[name] if method else _FUNCTION_SPREAD[name.endswith("_mean")]
+    # (an unbiased beside it was given by position, x.std(True, True), and a keepdim after that one too)
+    leading = 1 + (given[0][0] == "unbiased") + (given[0][0] == "unbiased" and len(given) > 1
+                                                  and given[1][0] == "keepdim")
+    positional = ([] if method else ["Tensor"]) + [parser_type_name(flag)]
+    positional += [parser_type_name(value) for _, value in given[:leading - 1]]
+    keywords = given[leading - 1:]
+    raise invalid_combination(name, positional, signatures, keywords=keywords_as_listed(keywords),
+                              notes=_notes(signatures, positional, [key for key, _ in reversed(keywords)]))
+
+
+def check_spread_method(name: str, out, dim, keepdim, unbiased, correction) -> None:
+    """``x.std(...)``/``x.var(...)`` given ``out`` (refused) or a bool ``dim`` (refused beside other arguments)."""
+    from distnn.autograd.unset_defaults import NO_OUT
+
+    if out is not NO_OUT:
+        refuse_method_out(name, out, dim, keepdim, unbiased, correction)
+    bool_unbiased(name, True, dim, (("unbiased", unbiased), ("keepdim", keepdim), ("correction", correction)))
