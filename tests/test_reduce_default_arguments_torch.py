@@ -1,9 +1,10 @@
 """Reductions given their defaults explicitly (``dim=None``, ``dim=()``, ``correction=None``, ``keepdim=False``),
 by position or by keyword, and ``std``/``var``/``var_mean``/``std_mean``'s overload ``(bool unbiased)``: a bool
 where ``dim`` goes is ``unbiased`` over all dims (``x.std(True)``, was ``dim=1``), refused in PyTorch's parser's
-words beside any other argument; ``var_mean``/``std_mean`` take ``dim, unbiased, keepdim`` by position. Oracle:
+words beside any other argument; ``var_mean``/``std_mean`` take ``dim, unbiased, keepdim`` by position; ``max``/``min``
+refuse ``dim=None`` and ``keepdim`` without ``dim``, in PyTorch's parser's words (they took them). Oracle:
 torch, same calls (``m`` stands for either library). What a Python signature cannot tell apart (``dim=True`` from
-``True``; None given from None left out) is left out."""
+``True``; None given from None left out: ``x.max(None)`` is refused as ``x.max(dim=None)``) is left out."""
 import numpy as np
 import pytest
 import torch
@@ -34,6 +35,12 @@ CASES = [
     # var_mean / std_mean: dim, unbiased, keepdim by position
     "m.var_mean(x, None, True)", "m.var_mean(x, 0, True)", "m.var_mean(x, 0, False, True)",
     "m.std_mean(x, 1, False, keepdim=True)", "m.var_mean(x, 0, True, True)", "m.std_mean(x, (0, 1), False)",
+    # max / min: dim=None and keepdim without dim are refused (dim is an int); the calls they take unchanged
+    "x.max(dim=None)", "x.min(dim=None)", "x.max(keepdim=True)", "x.min(keepdim=False)",
+    "x.max(dim=None, keepdim=True)", "x.max(dim=None, keepdim=False)", "m.max(x, dim=None)", "m.min(x, dim=None)",
+    "m.max(x, keepdim=True)", "m.min(x, keepdim=True)", "m.max(x, dim=None, keepdim=True)", "m.max(x)",
+    "m.max(x, 1)", "m.max(x, 1, True)", "m.min(x, dim=0, keepdim=True)", "x.max()", "x.max(1)",
+    "x.max(dim=0, keepdim=True)", "x.min(-1, True)",
 ]
 
 

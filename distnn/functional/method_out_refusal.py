@@ -1,5 +1,7 @@
-"""PyTorch's refusal of ``out=`` on the Tensor methods ``std``, ``var``, ``all`` and ``any``, which take none: its
-parser matches none of their overloads, and lists them as "received an invalid combination of arguments".
+"""PyTorch's parser's refusals of reduction calls that match none of their overloads ("received an invalid
+combination of arguments"): ``out=`` on the Tensor methods ``std``, ``var``, ``all`` and ``any``, which take none;
+``std``/``var``/``var_mean``/``std_mean``'s bool ``unbiased`` where ``dim`` goes beside other arguments
+(:func:`bool_unbiased`); ``max``/``min`` given ``dim=None`` or ``keepdim`` alone (:func:`refuse_extremum_arguments`).
 
 Under a signature PyTorch writes a note ("didn't match because some of the keywords were incorrect: out") where
 the number of arguments given equals its number of parameters, as its parser counts them: each comma-separated
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from .parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
 
-__all__ = ["bool_unbiased", "check_spread_method", "refuse_method_out"]
+__all__ = ["bool_unbiased", "check_spread_method", "refuse_extremum_arguments", "refuse_method_out"]
 
 _SPREAD = ("(tuple of ints dim, bool unbiased = True, bool keepdim = False)",
            "(tuple of ints dim = None, *, Number correction = None, bool keepdim = False)",
@@ -102,3 +104,26 @@ def check_spread_method(name: str, out, dim, keepdim, unbiased, correction) -> N
     if out is not NO_OUT:
         refuse_method_out(name, out, dim, keepdim, unbiased, correction)
     bool_unbiased(name, True, dim, (("unbiased", unbiased), ("keepdim", keepdim), ("correction", correction)))
+
+
+_EXTREMUM = {True: ("()", "(Tensor other)", "(int dim, bool keepdim = False)"),
+             False: ("(Tensor input, *, Tensor out = None)", "(Tensor input, Tensor other, *, Tensor out = None)",
+                     "(Tensor input, int dim, bool keepdim = False, *, tuple of Tensors out = None)")}
+
+
+def refuse_extremum_arguments(name: str, method: bool, a, dim, keepdim) -> None:
+    """``max``/``min`` (``x.max(...)`` where ``method``) given ``dim=None`` or ``keepdim`` without ``dim``
+    (``dim``: ``EVERY_DIM``, ``keepdim``: ``NOT_KEPT`` where left out), which match none of PyTorch's overloads:
+    its parser's TypeError (both taken as given by keyword, ``x.max(dim=None)``); nothing otherwise."""
+    from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT
+
+    if dim is not None and dim is not EVERY_DIM or dim is EVERY_DIM and keepdim is NOT_KEPT:
+        return
+    keywords = [(key, value) for key, value in (("dim", dim), ("keepdim", keepdim))
+                if value is not EVERY_DIM and value is not NOT_KEPT]
+    if method and len(keywords) == 2:  # (only the overload with dim takes two arguments: its own refusal)
+        raise TypeError(f"{name}(): argument 'dim' must be int, not NoneType")
+    positional = [] if method else [parser_type_name(a)]
+    listed = [key for key, _ in reversed(keywords)]
+    raise invalid_combination(name, positional, _EXTREMUM[method], keywords=keywords_as_listed(keywords),
+                              notes=_notes(_EXTREMUM[method], positional, listed))

@@ -306,14 +306,26 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     return result(values, Tensor(indices.copy()))  # (a copy: the node's own indices must not change under it)
 
 
-def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
-    """The maximum; ``max(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
-    return _extremum(Max, MaxResult, "argmax", a, dim, keepdim, axis, keepdims)
+def max(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):  # noqa: A001
+    """The maximum; ``max(a, dim)`` (an int dim): the pair (values, indices), as PyTorch. ``dim=None`` or
+    ``keepdim`` alone are refused as PyTorch's (numpy's ``axis``/``keepdims`` take them)."""
+    if (dim is None or keepdim is not NOT_KEPT and dim is EVERY_DIM) and axis is None and keepdims is None:
+        from .method_out_refusal import refuse_extremum_arguments
+
+        refuse_extremum_arguments("max", False, a, dim, keepdim)
+    return _extremum(Max, MaxResult, "argmax", a, None if dim is EVERY_DIM else dim, keepdim is not NOT_KEPT
+                     and keepdim, axis, keepdims)
 
 
-def min(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
-    """The minimum; ``min(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
-    return _extremum(Min, MinResult, "argmin", a, dim, keepdim, axis, keepdims)
+def min(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):  # noqa: A001
+    """The minimum; ``min(a, dim)`` (an int dim): the pair (values, indices), as PyTorch. ``dim=None`` or
+    ``keepdim`` alone are refused as PyTorch's (numpy's ``axis``/``keepdims`` take them)."""
+    if (dim is None or keepdim is not NOT_KEPT and dim is EVERY_DIM) and axis is None and keepdims is None:
+        from .method_out_refusal import refuse_extremum_arguments
+
+        refuse_extremum_arguments("min", False, a, dim, keepdim)
+    return _extremum(Min, MinResult, "argmin", a, None if dim is EVERY_DIM else dim, keepdim is not NOT_KEPT
+                     and keepdim, axis, keepdims)
 
 
 def _arg(data, name, axis, keepdim):
