@@ -241,13 +241,11 @@ class TensorOperators:
         return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def max(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):
-        if (dim is None or keepdim is not NOT_KEPT and dim is EVERY_DIM) and axis is None and keepdims is None:
-            _refuse_extremum_arguments("max", True, self, dim, keepdim)  # (PyTorch's parser's refusal)
+        _refuse_extremum_arguments("max", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
         return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def min(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):
-        if (dim is None or keepdim is not NOT_KEPT and dim is EVERY_DIM) and axis is None and keepdims is None:
-            _refuse_extremum_arguments("min", True, self, dim, keepdim)  # (PyTorch's parser's refusal)
+        _refuse_extremum_arguments("min", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
         return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def var(self, dim=None, unbiased=None, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,

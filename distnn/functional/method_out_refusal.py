@@ -111,13 +111,15 @@ _EXTREMUM = {True: ("()", "(Tensor other)", "(int dim, bool keepdim = False)"),
                      "(Tensor input, int dim, bool keepdim = False, *, tuple of Tensors out = None)")}
 
 
-def refuse_extremum_arguments(name: str, method: bool, a, dim, keepdim) -> None:
+def refuse_extremum_arguments(name: str, method: bool, a, dim, keepdim, axis=None, keepdims=None) -> None:
     """``max``/``min`` (``x.max(...)`` where ``method``) given ``dim=None`` or ``keepdim`` without ``dim``
     (``dim``: ``EVERY_DIM``, ``keepdim``: ``NOT_KEPT`` where left out), which match none of PyTorch's overloads:
-    its parser's TypeError (both taken as given by keyword, ``x.max(dim=None)``); nothing otherwise."""
+    its parser's TypeError (both taken as given by keyword, ``x.max(dim=None)``); nothing otherwise, nor with
+    numpy's ``axis``/``keepdims`` given (they take them)."""
     from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT
 
-    if dim is not None and dim is not EVERY_DIM or dim is EVERY_DIM and keepdim is NOT_KEPT:
+    if dim is not None and dim is not EVERY_DIM or dim is EVERY_DIM and keepdim is NOT_KEPT \
+            or axis is not None or keepdims is not None:
         return
     keywords = [(key, value) for key, value in (("dim", dim), ("keepdim", keepdim))
                 if value is not EVERY_DIM and value is not NOT_KEPT]
