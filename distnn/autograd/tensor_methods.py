@@ -99,15 +99,23 @@ class TensorMethods:
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         return _ops.reduce.norm(self, p, dim, keepdim, dtype=dtype)
 
-    def all(self, dim=None, keepdim=False):
+    def all(self, dim=None, keepdim=NOT_KEPT, *, out=NO_OUT):
+        if out is not NO_OUT:  # (PyTorch's method takes none: its parser's refusal)
+            from distnn.functional.method_out_refusal import refuse_method_out
+
+            refuse_method_out("all", out, dim, keepdim)
         from distnn.functional.torch_layout import row_major  # (row-major as PyTorch's, whatever self's layout)
 
-        return _const(row_major(self.data.all(axis=dim, keepdims=keepdim)))
+        return _const(row_major(self.data.all(axis=dim, keepdims=keepdim is not NOT_KEPT and keepdim)))
 
-    def any(self, dim=None, keepdim=False):
+    def any(self, dim=None, keepdim=NOT_KEPT, *, out=NO_OUT):
+        if out is not NO_OUT:  # (PyTorch's method takes none: its parser's refusal)
+            from distnn.functional.method_out_refusal import refuse_method_out
+
+            refuse_method_out("any", out, dim, keepdim)
         from distnn.functional.torch_layout import row_major
 
-        return _const(row_major(self.data.any(axis=dim, keepdims=keepdim)))
+        return _const(row_major(self.data.any(axis=dim, keepdims=keepdim is not NOT_KEPT and keepdim)))
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is true, else this tensor (the gradient flows where it is kept; a 0-d

@@ -240,19 +240,27 @@ class TensorOperators:
             _refuse_reduce_method_call("mean", dim, keepdim, dtype, out)
         return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def max(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):
+        _refuse_extremum_arguments("max", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
         return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def min(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):
+        _refuse_extremum_arguments("min", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
         return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None,
-            keepdims=None):
-        return R.var(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
+    def var(self, dim=None, unbiased=None, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
+            keepdims=None, out=NO_OUT):
+        if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
+            _check_spread_method("var", out, dim, keepdim, unbiased, correction)
+        return R.var(self, dim, unbiased, keepdim is not NOT_KEPT and keepdim, axis=axis, ddof=ddof,
+                     correction=correction, keepdims=keepdims)
 
-    def std(self, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None,
-            keepdims=None):
-        return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
+    def std(self, dim=None, unbiased=None, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
+            keepdims=None, out=NO_OUT):
+        if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
+            _check_spread_method("std", out, dim, keepdim, unbiased, correction)
+        return R.std(self, dim, unbiased, keepdim is not NOT_KEPT and keepdim, axis=axis, ddof=ddof,
+                     correction=correction, keepdims=keepdims)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None):
         return R.argmax(self, dim, keepdim, axis=axis)
@@ -314,7 +322,7 @@ def _bind_late() -> None:
     global _true_division
     global _note_index_versions, refuse_bool_subtraction, _clamp_bounds, _one_bound_call
     global _clamp_call, _clamp_checked, refuse_bool_clamp, _pow_call, _rpow_operands, _refuse_reduce_method_call
-    global _functional_clamp_min, _functional_clamp_max
+    global _functional_clamp_min, _functional_clamp_max, _check_spread_method, _refuse_extremum_arguments
     global check_writable, write_index, write_result, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
     from .tensor import Tensor, _before_inplace_write
@@ -334,6 +342,8 @@ def _bind_late() -> None:
     from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min
     from distnn.functional import reduce as R
     from distnn.functional.reduce_arguments import refuse_method_call as _refuse_reduce_method_call
+    from distnn.functional.method_out_refusal import check_spread_method as _check_spread_method
+    from distnn.functional.method_out_refusal import refuse_extremum_arguments as _refuse_extremum_arguments
     from distnn.functional import shape as S
     from distnn.functional import activation as A
     from .inplace import check_writable, deferring, write_index, write_result

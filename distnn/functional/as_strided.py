@@ -96,6 +96,15 @@ def strided_view(a, size, stride, offset):
     return np.asarray(_Interface(interface, a))
 
 
+def restrided(a, strides):
+    """``a`` with other (byte) ``strides`` that step over the same elements (those of its size-1 dims), sharing its
+    memory and, on numpy, its writability."""
+    xp = get_array_module(a)
+    if xp is not np:  # (cupy: a pointer into the same allocation)
+        return xp.ndarray(a.shape, dtype=a.dtype, memptr=a.data, strides=tuple(strides))
+    return np.lib.stride_tricks.as_strided(a, a.shape, tuple(strides), writeable=bool(a.flags.writeable))
+
+
 def writable_storage(a):
     """``a``, or where ``a`` is a numpy view that is read-only only for its geometry (an expanded tensor's: numpy's
     broadcast views are read-only) of memory that is writable, the array whose memory it views: for a new

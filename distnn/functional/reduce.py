@@ -18,6 +18,7 @@ from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
+from .method_out_refusal import refuse_extremum_arguments
 from .torch_layout import row_major
 
 
@@ -277,12 +278,12 @@ def _refuse_integral_mean(a, dtype) -> None:
 
 
 def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
-    if isinstance(dim, numbers.Integral):
-        dim = int(dim)
-    elif dim is not None and not isinstance(dim, (tuple, list)) and hasattr(dim, "shape"):
-        raise TypeError(f"{cls.__name__.lower()}(a, b) of two tensors is distnn.functional."
-                        f"{'maximum' if cls is Max else 'minimum'}(a, b); the second argument of "
-                        f"{cls.__name__.lower()} is a dim")
+    refuse_extremum_arguments(cls.__name__.lower(), False, a, dim, keepdim, axis, keepdims)  # (PyTorch's parser's)
+    dim = None if dim is EVERY_DIM else int(dim) if isinstance(dim, numbers.Integral) else dim
+    keepdim, name = keepdim is not NOT_KEPT and keepdim, cls.__name__.lower()
+    if dim is not None and not isinstance(dim, (int, tuple, list)) and hasattr(dim, "shape"):  # (maximum, minimum)
+        raise TypeError(f"{name}(a, b) of two tensors is distnn.functional.{name}imum(a, b); the second argument of "
+                        f"{name} is a dim")
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     if numpy_style or axis is None or not isinstance(axis, int):
         return cls.apply(a, axis=axis, keepdims=keepdims)  # (ties share the gradient, as PyTorch's amax)
@@ -306,12 +307,12 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     return result(values, Tensor(indices.copy()))  # (a copy: the node's own indices must not change under it)
 
 
-def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+def max(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):  # noqa: A001
     """The maximum; ``max(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
     return _extremum(Max, MaxResult, "argmax", a, dim, keepdim, axis, keepdims)
 
 
-def min(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+def min(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):  # noqa: A001
     """The minimum; ``min(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
     return _extremum(Min, MinResult, "argmin", a, dim, keepdim, axis, keepdims)
 

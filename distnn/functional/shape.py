@@ -116,14 +116,29 @@ class BroadcastTo(Function):
         except ValueError:  # (PyTorch's refusal, in its words)
             expanded_shape(a.shape, shape)
             raise
+        strides = _kept_size1_strides(a, out) if 1 in out.shape and out.size else out.strides
         if out.size == a.size and out.size and not getattr(out.flags, "writeable", True) and a.flags.writeable:
             # (no element seen twice, only dims of size 1 added: a writable view with the broadcast's strides, as
             # PyTorch's, whose in-place changes it allows; numpy's broadcast is read-only)
-            return np.lib.stride_tricks.as_strided(a, out.shape, out.strides)
+            return np.lib.stride_tricks.as_strided(a, out.shape, strides)
+        if strides != out.strides:
+            from .as_strided import restrided
+
+            return restrided(out, strides)
         return out
 
     def backward(self, g):
         return (g,)
+
+
+def _kept_size1_strides(a, out) -> tuple:
+    """``out``'s (byte) strides with PyTorch's ``expand`` strides on its dims of size 1 that were the input's: the
+    input's stride kept (numpy's broadcast gives them 0, which ``stride()`` reads as a new dim's; a size-1 dim is
+    never stepped over, so only the reported strides change). PyTorch's ``ones(2, 1, 3)[:, :, :1].expand(2, 1, 3)``
+    has strides (3, 3, 0), ``ones(1, 1).expand(1, 5)`` (1, 0)."""
+    lead = out.ndim - a.ndim
+    return tuple(a.strides[i - lead] if size == 1 and i >= lead else step
+                 for i, (size, step) in enumerate(zip(out.shape, out.strides)))
 
 
 class Squeeze(Function):

@@ -201,6 +201,8 @@ def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
         return spread_into_out("var", lambda x: var(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                                                     correction=correction, keepdims=keepdims), a, out, dim,
                                _folding(var, dim, unbiased, keepdim, axis, ddof, correction, keepdims))
+    if isinstance(dim, (bool, np.bool_)):  # (PyTorch's overload (bool unbiased): over all dims)
+        dim, unbiased = None, _bool_unbiased(_op, dim, unbiased, keepdim, correction, ddof, axis, keepdims)
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
@@ -216,10 +218,21 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
         return spread_into_out("std", lambda x: std(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                                                     correction=correction, keepdims=keepdims), a, out, dim,
                                _folding(std, dim, unbiased, keepdim, axis, ddof, correction, keepdims))
+    if isinstance(dim, (bool, np.bool_)):  # (PyTorch's overload (bool unbiased): over all dims)
+        dim, unbiased = None, _bool_unbiased(_op, dim, unbiased, keepdim, correction, ddof, axis, keepdims)
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
                      keepdims=keepdims, name=_op, paired=_paired)
+
+
+def _bool_unbiased(op, flag, unbiased, keepdim, correction, ddof, axis, keepdims):
+    """``flag`` (a bool given as ``dim``) as ``unbiased``; PyTorch's refusal where anything else was given."""
+    from .method_out_refusal import bool_unbiased
+
+    bool_unbiased(op, False, flag, (("unbiased", unbiased), ("keepdim", keepdim), ("correction", correction),
+                                    ("ddof", ddof), ("axis", axis), ("keepdims", keepdims)))
+    return bool(flag)
 
 
 def _folding(op, dim, unbiased, keepdim, axis, ddof, correction, keepdims):
@@ -276,6 +289,12 @@ def _paired(op, first, input, dim, correction, keepdim, unbiased):  # noqa: A002
     from .shape_more import as_tensor
 
     x = as_tensor(input)
+    if isinstance(dim, (bool, np.bool_)):  # (PyTorch's overload (bool unbiased); a correction of 1 is the default)
+        from .method_out_refusal import bool_unbiased
+
+        bool_unbiased(op, False, dim, (("unbiased", unbiased), ("keepdim", keepdim),
+                                       ("correction", None if correction == 1 else correction)))
+        dim, unbiased = None, bool(dim)
     _refuse_non_float(op, x)
     shared = {"paired": True}  # (the spread's Welford mean, for the mean: computed once, used at once)
     spread = first(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op=op,
@@ -283,11 +302,11 @@ def _paired(op, first, input, dim, correction, keepdim, unbiased):  # noqa: A002
     return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim), shared=shared)
 
 
-def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=1):  # noqa: A002
     """``torch.var_mean``: ``(var, mean)`` over ``dim`` (``correction=1``: Bessel's, as PyTorch)."""
     return _paired("var_mean", var, input, dim, correction, keepdim, unbiased)
 
 
-def std_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=1):  # noqa: A002
     """``torch.std_mean``: ``(std, mean)`` over ``dim``."""
     return _paired("std_mean", std, input, dim, correction, keepdim, unbiased)

@@ -105,10 +105,15 @@ class VectorNorm(Function):
         return (scaled * xp.where(zero, 0, g / xp.where(zero, 1, n) ** (p - 1)),)
 
 
-def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None) -> Tensor:  # noqa: A002
     """``torch.linalg.vector_norm``: ``(sum |x|^ord)^(1/ord)`` over ``dim`` (all dims when None), with ``ord``
     inf (max |x|), -inf (min |x|) and 0 (the number of non-zeros) too; real, also for a complex ``x``.
-    ``dtype`` may widen the input (computed in it, as PyTorch's), never narrow it or change real to complex."""
+    ``dtype`` may widen the input (computed in it, as PyTorch's), never narrow it or change real to complex.
+    ``out``: PyTorch's structured kernel's rules (:func:`.norms_out.vector_norm_into_out`)."""
+    if out is not None:
+        from .norms_out import vector_norm_into_out
+
+        return vector_norm_into_out(x, out, ord, dim, keepdim, dtype)
     if isinstance(ord, str) or not isinstance(ord, numbers.Real):
         raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
     t = as_tensor(x)
@@ -160,10 +165,16 @@ def matrix_norm(A, *args, **kwargs) -> Tensor:  # noqa: A002
     is refused for 'nuc' and +-2 (singular values: LAPACK has no half precision), with PyTorch's message; ``dtype``
     may widen the input, never narrow it. The checks run in PyTorch's order: ``ord``, then the input, then ``dim``,
     then ``dtype``; a ``dim`` that is no sequence of ints (``dim=1``) is PyTorch's argument parser's TypeError,
-    naming what was given, before any of them."""
+    naming what was given, before any of them. ``out``: PyTorch's composite rules
+    (:func:`.norms_out.composite_norm_into_out`)."""
     from ._arguments import matrix_norm_arguments
 
-    return _matrix_norm(*matrix_norm_arguments(A, args, kwargs))
+    *arguments, out = matrix_norm_arguments(A, args, kwargs)
+    if out is None:
+        return _matrix_norm(*arguments)
+    from .norms_out import composite_norm_into_out
+
+    return composite_norm_into_out(_matrix_norm(*arguments), out, "linalg.matrix_norm")
 
 
 def _matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, dtype=None) -> Tensor:  # noqa: A002
@@ -204,10 +215,22 @@ def _matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, dtype=None) -> Tenso
     return out if keepdim else out.reshape([s for i, s in enumerate(out.shape) if i not in (d0, d1)])
 
 
-def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
-    """``torch.linalg.norm``: a vector norm when ``dim`` is one dim (or, with ``ord`` None and ``dim`` None,
-    of all the entries), a matrix norm when ``dim`` is two dims, or, ``dim`` None and ``ord`` given, for a
-    1-D input a vector norm and for a 2-D one a matrix norm."""
+def norm(A, *args, **kwargs) -> Tensor:  # noqa: A002
+    """``torch.linalg.norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None)``: a vector norm when
+    ``dim`` is one dim (or, with ``ord`` None and ``dim`` None, of all the entries), a matrix norm when ``dim`` is
+    two dims, or, ``dim`` None and ``ord`` given, for a 1-D input a vector norm and for a 2-D one a matrix norm.
+    ``out``: PyTorch's composite rules (:func:`.norms_out.composite_norm_into_out`), whichever norm it is."""
+    from ._arguments import norm_arguments
+
+    *arguments, out = norm_arguments(A, args, kwargs)
+    if out is None:
+        return _norm(*arguments)
+    from .norms_out import composite_norm_into_out
+
+    return composite_norm_into_out(_norm(*arguments), out, "linalg.norm")
+
+
+def _norm(A, ord, dim, keepdim, dtype) -> Tensor:  # noqa: A002
     t = as_tensor(A)
     if dim is not None:
         dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
