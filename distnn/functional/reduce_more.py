@@ -149,6 +149,10 @@ def prod(input, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):  # 
         if dim is None:
             refuse_prod_dim_none(keepdim is not NOT_KEPT, dtype, method=False, a=input)
         refuse_keepdim_without_dim("prod", keepdim, dtype, method=False, a=input)
+    if keepdim is None:  # (PyTorch's parser: a bool)
+        from .reduce_arguments import refuse_keepdim_none
+
+        refuse_keepdim_none("prod")
     if dim is EVERY_DIM:
         dim = None
     elif dim is not None:
