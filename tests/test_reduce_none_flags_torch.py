@@ -31,6 +31,11 @@ CASES = [
     "x.var(unbiased=True, keepdim=True)", "x.var(unbiased=False, keepdim=True)", "x.std(unbiased=True, keepdim=False)",
     "x.std(unbiased=True, correction=1)", "x.std(unbiased=False, correction=1)", "x.var(unbiased=True, correction=0)",
     "x.std(0, True, correction=1)",
+    # ... as functions (their out too: the overload without dim takes none)
+    "m.std(x, 0, None)", "m.var(x, unbiased=None)", "m.std(x, 0, keepdim=None)", "m.std(x, 0, True, None)",
+    "m.var(x, unbiased=True, keepdim=True)", "m.std(x, unbiased=True, correction=1)",
+    "m.var(x, unbiased=False, correction=0)", "m.var(x, unbiased=False, out=m.zeros(()))",
+    "m.std(x, correction=1, keepdim=None)",
     # median / nanmedian / mode: dim an int, required beside keepdim
     "x.median(dim=None)", "x.nanmedian(dim=None)", "x.mode(dim=None)", "m.median(x, dim=None)",
     "m.nanmedian(x, dim=None)", "m.mode(x, dim=None)", "x.median(keepdim=True)", "m.median(x, keepdim=True)",
@@ -45,6 +50,10 @@ CASES = [
     "x.var(1, correction=0)", "x.std(correction=0, keepdim=True)", "x.std(True)", "x.std()", "x.var(0)",
     "x.median()", "m.median(x)", "x.median(0)", "x.median(0, keepdim=True)", "x.nanmedian()", "x.nanmedian(1, True)",
     "x.mode()", "x.mode(0, True)", "x.mode(keepdim=True)", "m.mode(x, 0)",
+    "m.std(x)", "m.std(x, 0)", "m.std(x, 0, True)", "m.std(x, None, True, True)", "m.var(x, unbiased=False)",
+    "m.var(x, 0, unbiased=False, keepdim=True)", "m.std(x, True)", "m.var(x, correction=0)", "m.std(x, keepdim=True)",
+    "m.var_mean(x, 0)", "m.std_mean(x, unbiased=False)", "m.var_mean(x, None, True, True)",
+    "m.std(x, 0, out=m.zeros(3))", "m.var(x, 0, True, out=m.zeros(3))", "m.var(x, correction=0, out=m.zeros(()))",
 ]
 
 POSITIONAL = [

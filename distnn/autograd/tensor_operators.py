@@ -253,26 +253,20 @@ class TensorOperators:
             keepdims=None, out=NO_OUT):
         if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
             _refuse_spread_flags("var", dim, unbiased, keepdim, correction)  # (a None for a bool, and others)
-        if unbiased is UNBIASED:
-            unbiased = None
-        if dim is EVERY_DIM:
-            dim = None
         if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
-            _check_spread_method("var", out, dim, keepdim, unbiased, correction)
-        return R.var(self, dim, unbiased, keepdim is not NOT_KEPT and keepdim, axis=axis, ddof=ddof,
+            _check_spread_method("var", out, None if dim is EVERY_DIM else dim, keepdim,
+                                 None if unbiased is UNBIASED else unbiased, correction)
+        return R.var(self, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                      correction=correction, keepdims=keepdims)
 
     def std(self, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
             keepdims=None, out=NO_OUT):
         if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
             _refuse_spread_flags("std", dim, unbiased, keepdim, correction)  # (a None for a bool, and others)
-        if unbiased is UNBIASED:
-            unbiased = None
-        if dim is EVERY_DIM:
-            dim = None
         if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
-            _check_spread_method("std", out, dim, keepdim, unbiased, correction)
-        return R.std(self, dim, unbiased, keepdim is not NOT_KEPT and keepdim, axis=axis, ddof=ddof,
+            _check_spread_method("std", out, None if dim is EVERY_DIM else dim, keepdim,
+                                 None if unbiased is UNBIASED else unbiased, correction)
+        return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                      correction=correction, keepdims=keepdims)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None):

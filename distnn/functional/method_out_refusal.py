@@ -109,16 +109,17 @@ def check_spread_method(name: str, out, dim, keepdim, unbiased, correction) -> N
     bool_unbiased(name, True, dim, (("unbiased", unbiased), ("keepdim", keepdim), ("correction", correction)))
 
 
-def refuse_spread_flags(name: str, dim, unbiased, keepdim, correction) -> None:
-    """``x.std(...)``/``x.var(...)`` (``dim``: ``EVERY_DIM``, ``unbiased``: ``UNBIASED``, ``keepdim``: ``NOT_KEPT``
-    where left out) matching none of PyTorch's overloads: None for ``unbiased`` or ``keepdim`` (bools), ``unbiased``
-    beside ``correction``, or beside ``keepdim`` without ``dim``: its parser's TypeError; nothing otherwise. The
-    arguments listed as :func:`refuse_method_out` lists them, a None given counting as given."""
+def refuse_spread_flags(name: str, dim, unbiased, keepdim, correction, a=None, out=None) -> None:
+    """``x.std(...)``/``x.var(...)`` (``std(a, ...)``/``var(a, ...)`` where ``a`` is given; ``dim``: ``EVERY_DIM``,
+    ``unbiased``: ``UNBIASED``, ``keepdim``: ``NOT_KEPT`` where left out) matching none of PyTorch's overloads:
+    None for ``unbiased`` or ``keepdim`` (bools), ``unbiased`` beside ``correction``, or beside ``keepdim`` (or
+    the function's ``out``) without ``dim``: its parser's TypeError; nothing otherwise. The arguments listed as
+    :func:`refuse_method_out` lists them, a None given counting as given."""
     from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT, UNBIASED
 
     given = unbiased is not UNBIASED
     if unbiased is not None and keepdim is not None and not (
-            given and (correction is not None or dim is EVERY_DIM and keepdim is not NOT_KEPT)):
+            given and (correction is not None or dim is EVERY_DIM and (keepdim is not NOT_KEPT or out is not None))):
         return
     order = [("dim", dim), ("unbiased", unbiased)] + ([("keepdim", keepdim)] if given else [])
     positional, keywords, gap = [], [], False
@@ -126,12 +127,13 @@ def refuse_spread_flags(name: str, dim, unbiased, keepdim, correction) -> None:
         unset = value is EVERY_DIM or value is UNBIASED or value is NOT_KEPT
         gap = gap or unset
         (keywords if gap else positional).extend([] if unset else [(key, value)])
-    keywords += [(key, value) for key, value in (("correction", correction),) + ((("keepdim", keepdim),) if not given
-                                                                               else ()) if value is not NOT_KEPT
-                 and not (key == "correction" and value is None)]
-    types = [parser_type_name(value) for _, value in positional]
-    notes = _notes(SIGNATURES[name], types, [key for key, _ in reversed(keywords)])
-    raise invalid_combination(name, types, SIGNATURES[name], keywords=keywords_as_listed(keywords), notes=notes)
+    rest = [("correction", correction)] + ([] if given else [("keepdim", keepdim)]) + [("out", out)]
+    keywords += [(key, value) for key, value in rest  # (a None keepdim was given; correction and out left out)
+                 if value is not NOT_KEPT and (value is not None or key == "keepdim")]
+    types = ([] if a is None else [parser_type_name(a)]) + [parser_type_name(value) for _, value in positional]
+    signatures = SIGNATURES[name] if a is None else _FUNCTION_SPREAD[False]
+    notes = _notes(signatures, types, [key for key, _ in reversed(keywords)])
+    raise invalid_combination(name, types, signatures, keywords=keywords_as_listed(keywords), notes=notes)
 
 
 _EXTREMUM = {True: ("()", "(Tensor other)", "(int dim, bool keepdim = False)"),

@@ -13,6 +13,7 @@ only the overload with ``dim``, in that overload's words (``missing 1 required p
 * ``prod``'s ``dim`` is an int: ``torch.prod(x, None)`` is refused (``sum``'s, a tuple of ints, takes None);
 * the methods take no ``out``: ``x.sum(0, out=o)`` is Python's ``unexpected keyword argument 'out'``, and
   ``x.sum(out=o)`` an invalid combination of arguments.
+* ``keepdim`` is a bool: None beside a ``dim`` is refused (``torch.mean``'s function as an invalid combination).
 
 Called only once such an argument is seen, so that a plain ``x.sum()`` pays nothing more than a comparison.
 """
@@ -22,8 +23,8 @@ from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 from .parser_refusal import invalid_combination, parser_type_name
 
-__all__ = ["refuse_function_keepdim", "refuse_keepdim_none", "refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call",
-           "refuse_method_out", "refuse_prod_dim_none"]
+__all__ = ["refuse_function_keepdim", "refuse_keepdim_none", "refuse_keepdim_without_dim", "refuse_logsumexp_dim",
+           "refuse_method_call", "refuse_method_out", "refuse_prod_dim_none"]
 
 _DIM_TYPES = {"sum": "tuple of ints", "prod": "int", "mean": "tuple of ints"}
 # (the arguments, the input included, that each function's overload without dim takes)
