@@ -229,15 +229,15 @@ class TensorOperators:
     def sum(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepdims=None, out=NO_OUT):
         """``Tensor.sum(dim, keepdim, dtype=)``: :func:`distnn.sum` of this tensor (no ``out``, and no ``keepdim``
         without ``dim``, as PyTorch's method: :mod:`distnn.functional.reduce_arguments`)."""
-        if out is not NO_OUT or keepdim is None or (keepdim is not NOT_KEPT and dim is EVERY_DIM
-                                                    and axis is EVERY_DIM and keepdims is None):
+        if out is not NO_OUT or keepdim is not NOT_KEPT and (keepdim is None or dim is EVERY_DIM
+                                                             and axis is EVERY_DIM and keepdims is None):
             _refuse_reduce_method_call("sum", dim, keepdim, dtype, out)
         return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def mean(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=None, keepdims=None, out=NO_OUT):
         """``Tensor.mean(dim, keepdim, dtype=)``: as :meth:`sum` (no ``out``, no ``keepdim`` without ``dim``)."""
-        if out is not NO_OUT or keepdim is None or (keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is None
-                                                    and keepdims is None):
+        if out is not NO_OUT or keepdim is not NOT_KEPT and (keepdim is None or dim is EVERY_DIM and axis is None
+                                                             and keepdims is None):
             _refuse_reduce_method_call("mean", dim, keepdim, dtype, out)
         return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 

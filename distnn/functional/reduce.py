@@ -197,7 +197,7 @@ def sum(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepd
 
         refuse_out_without_dim("sum", a, out, dim is EVERY_DIM and axis is EVERY_DIM,
                                keepdim is not NOT_KEPT or dtype is not None or keepdims is not None)
-    elif keepdims is None and (keepdim is None or keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM):
+    elif keepdim is not NOT_KEPT and keepdims is None and (keepdim is None or dim is EVERY_DIM and axis is EVERY_DIM):
         from .reduce_arguments import refuse_function_keepdim
 
         refuse_function_keepdim("sum", keepdim, dim, dtype, a)  # (PyTorch's parser: keepdim a bool, beside a dim)

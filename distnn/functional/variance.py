@@ -196,7 +196,11 @@ def var(a, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddo
     """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``. No degrees
     of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives).
     ``out``: the variance cast into it, PyTorch's rules (:mod:`.reduce_out_more`)."""
-    dim, unbiased, keepdim = _flags(_op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, _paired)
+    if unbiased is UNBIASED and keepdim is not None:  # (the common calls: nothing to refuse)
+        unbiased = None
+    else:
+        unbiased = _flags(_op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, _paired)
+    dim, keepdim = None if dim is EVERY_DIM else dim, keepdim is not NOT_KEPT and keepdim
     if out is not None:
         from .reduce_out_more import spread_into_out
 
@@ -214,7 +218,11 @@ def var(a, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddo
 def std(a, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
         keepdims=None, out=None, _op="std", _paired=False):
     """Standard deviation: the square root of :func:`var` (same arguments and defaults, ``out`` included)."""
-    dim, unbiased, keepdim = _flags(_op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, _paired)
+    if unbiased is UNBIASED and keepdim is not None:  # (the common calls: nothing to refuse)
+        unbiased = None
+    else:
+        unbiased = _flags(_op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, _paired)
+    dim, keepdim = None if dim is EVERY_DIM else dim, keepdim is not NOT_KEPT and keepdim
     if out is not None:
         from .reduce_out_more import spread_into_out
 
@@ -230,16 +238,15 @@ def std(a, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddo
 
 
 def _flags(op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, paired):
-    """``dim``, ``unbiased``, ``keepdim`` with their defaults where left out (PyTorch's: None, None, False), once
-    PyTorch's parser's refusals of None for a bool and of ``unbiased`` beside ``correction`` or beside ``keepdim``
-    without ``dim`` are passed (numpy's keywords, and var_mean/std_mean's own call, take them)."""
+    """``unbiased`` (given, or a None ``keepdim``) once PyTorch's parser's refusals of None for a bool and of
+    ``unbiased`` beside ``correction`` or beside ``keepdim`` without ``dim`` are passed (numpy's keywords, and
+    var_mean/std_mean's own call, take them); None where left out."""
     if (unbiased is not UNBIASED or keepdim is None) and not paired and axis is None and ddof is None \
             and keepdims is None:
         from .method_out_refusal import refuse_spread_flags
 
         refuse_spread_flags(op, dim, unbiased, keepdim, correction, a=a, out=out)
-    return (None if dim is EVERY_DIM else dim, None if unbiased is UNBIASED else unbiased,
-            keepdim is not NOT_KEPT and keepdim)
+    return None if unbiased is UNBIASED else unbiased
 
 
 def _given(unbiased):
