@@ -19,7 +19,14 @@ CASES = [
     "m.ones(2, 3)[:, :1].expand_as(m.ones(2, 1))", "m.ones(2, 3)[:, :1].broadcast_to((2, 1))",
     "m.ones(5, 3)[::2][:1].expand(1, 3)", "m.ones(4)[::2][:1].expand(1, 1)", "m.ones(1, 1).expand(1, 1, 1)",
     "m.ones(2, 3, 1)[:1].expand(1, 1, 3, 4)", "m.ones(1, 4)[:, ::2].expand(3, 1, 2)",
+    # a 0-d input: every new dim stride 0 (where a later dim is expanded, as distnn reads numpy's strides)
+    "m.tensor(1.0).expand(2, 3)", "m.tensor(1.0).expand(3)", "m.tensor(1.0).expand(1, 3)",
+    "m.tensor(1.0).expand(4, 1, 2)", "m.tensor(1.0).expand_as(m.ones(2, 3))", "m.tensor(1.0).broadcast_to((2, 3))",
+    "m.tensor(1.0).expand(())",
 ]
+# (a 0-d input's new dims of size 1 after the last expanded one: PyTorch's 0, distnn's reading of numpy's stride 0
+# on a size-1 dim gives an unsqueezed dim's stride; the array cannot tell the two apart)
+LEFT_OUT = ["m.tensor(1.0).expand(2, 1)", "m.tensor(1.0).expand(1, 1)", "m.tensor(1.0).expand(1)"]
 
 
 def _geometry(m, expression):
@@ -29,6 +36,12 @@ def _geometry(m, expression):
 
 @pytest.mark.parametrize("expression", CASES)
 def test_strides_as_torch(expression):
+    assert _geometry(distnn, expression) == _geometry(torch, expression)
+
+
+@pytest.mark.xfail(strict=True, reason="a 0-d input's trailing new size-1 dims: not told from unsqueezed ones")
+@pytest.mark.parametrize("expression", LEFT_OUT)
+def test_zero_dim_trailing_size1_strides(expression):
     assert _geometry(distnn, expression) == _geometry(torch, expression)
 
 

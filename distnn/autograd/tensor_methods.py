@@ -185,7 +185,7 @@ class TensorMethods:
     def prod(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):
         """``Tensor.prod(dim, keepdim, dtype=)``: :func:`distnn.prod` of this tensor (no ``out``, and ``dim`` an
         int or left out, as PyTorch's method: :mod:`distnn.functional.reduce_arguments`)."""
-        if out is not NO_OUT or dim is None or (keepdim is not NOT_KEPT and dim is EVERY_DIM):
+        if out is not NO_OUT or dim is None or keepdim is not NOT_KEPT and (keepdim is None or dim is EVERY_DIM):
             _ops.reduce_arguments.refuse_method_call("prod", dim, keepdim, dtype, out)
         return _ops.reduce_more.prod(self, dim, keepdim, dtype=dtype)
 

@@ -16,7 +16,7 @@ from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import is_grad_enabled
 from .half_rounding import into_half
 from .tensor_comparisons import TensorComparisons  # noqa: F401 - (tensor.py's base class, imported from here)
-from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
+from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT, UNBIASED
 
 _NDARRAY = np.ndarray
 
@@ -229,14 +229,15 @@ class TensorOperators:
     def sum(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepdims=None, out=NO_OUT):
         """``Tensor.sum(dim, keepdim, dtype=)``: :func:`distnn.sum` of this tensor (no ``out``, and no ``keepdim``
         without ``dim``, as PyTorch's method: :mod:`distnn.functional.reduce_arguments`)."""
-        if out is not NO_OUT or (keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM
-                                 and keepdims is None):
+        if out is not NO_OUT or keepdim is not NOT_KEPT and (keepdim is None or dim is EVERY_DIM
+                                                             and axis is EVERY_DIM and keepdims is None):
             _refuse_reduce_method_call("sum", dim, keepdim, dtype, out)
         return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def mean(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=None, keepdims=None, out=NO_OUT):
         """``Tensor.mean(dim, keepdim, dtype=)``: as :meth:`sum` (no ``out``, no ``keepdim`` without ``dim``)."""
-        if out is not NO_OUT or (keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is None and keepdims is None):
+        if out is not NO_OUT or keepdim is not NOT_KEPT and (keepdim is None or dim is EVERY_DIM and axis is None
+                                                             and keepdims is None):
             _refuse_reduce_method_call("mean", dim, keepdim, dtype, out)
         return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
@@ -248,18 +249,24 @@ class TensorOperators:
         _refuse_extremum_arguments("min", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
         return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, dim=None, unbiased=None, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
+    def var(self, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
             keepdims=None, out=NO_OUT):
+        if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
+            _refuse_spread_flags("var", dim, unbiased, keepdim, correction)  # (a None for a bool, and others)
         if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
-            _check_spread_method("var", out, dim, keepdim, unbiased, correction)
-        return R.var(self, dim, unbiased, keepdim is not NOT_KEPT and keepdim, axis=axis, ddof=ddof,
+            _check_spread_method("var", out, None if dim is EVERY_DIM else dim, keepdim,
+                                 None if unbiased is UNBIASED else unbiased, correction)
+        return R.var(self, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                      correction=correction, keepdims=keepdims)
 
-    def std(self, dim=None, unbiased=None, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
+    def std(self, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
             keepdims=None, out=NO_OUT):
+        if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
+            _refuse_spread_flags("std", dim, unbiased, keepdim, correction)  # (a None for a bool, and others)
         if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
-            _check_spread_method("std", out, dim, keepdim, unbiased, correction)
-        return R.std(self, dim, unbiased, keepdim is not NOT_KEPT and keepdim, axis=axis, ddof=ddof,
+            _check_spread_method("std", out, None if dim is EVERY_DIM else dim, keepdim,
+                                 None if unbiased is UNBIASED else unbiased, correction)
+        return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                      correction=correction, keepdims=keepdims)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None):
@@ -323,6 +330,7 @@ def _bind_late() -> None:
     global _note_index_versions, refuse_bool_subtraction, _clamp_bounds, _one_bound_call
     global _clamp_call, _clamp_checked, refuse_bool_clamp, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max, _check_spread_method, _refuse_extremum_arguments
+    global _refuse_spread_flags
     global check_writable, write_index, write_result, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
     from .tensor import Tensor, _before_inplace_write
@@ -343,6 +351,7 @@ def _bind_late() -> None:
     from distnn.functional import reduce as R
     from distnn.functional.reduce_arguments import refuse_method_call as _refuse_reduce_method_call
     from distnn.functional.method_out_refusal import check_spread_method as _check_spread_method
+    from distnn.functional.method_out_refusal import refuse_spread_flags as _refuse_spread_flags
     from distnn.functional.method_out_refusal import refuse_extremum_arguments as _refuse_extremum_arguments
     from distnn.functional import shape as S
     from distnn.functional import activation as A

@@ -4,7 +4,7 @@ them apart: ``torch.sum(x, out=o)`` matches no overload (the one without ``dim``
 other words than ``torch.sum(x, out=o)``. Each stands in for its plain default wherever it is used."""
 from __future__ import annotations
 
-__all__ = ["EVERY_DIM", "NOT_KEPT", "NO_OUT"]
+__all__ = ["EVERY_DIM", "NOT_KEPT", "NO_OUT", "UNBIASED"]
 
 
 class _Unset:
@@ -28,3 +28,5 @@ EVERY_DIM = _Unset("None")
 NOT_KEPT = _Unset("False")
 #: ``out`` left out: ``None``
 NO_OUT = _Unset("None")
+#: ``std``/``var``'s ``unbiased`` left out (PyTorch's parser refuses a None given): unbiased
+UNBIASED = _Unset("True")

@@ -1,7 +1,9 @@
 """PyTorch's parser's refusals of reduction calls that match none of their overloads ("received an invalid
 combination of arguments"): ``out=`` on the Tensor methods ``std``, ``var``, ``all`` and ``any``, which take none;
 ``std``/``var``/``var_mean``/``std_mean``'s bool ``unbiased`` where ``dim`` goes beside other arguments
-(:func:`bool_unbiased`); ``max``/``min`` given ``dim=None`` or ``keepdim`` alone (:func:`refuse_extremum_arguments`).
+(:func:`bool_unbiased`); their None for a bool, ``unbiased`` beside ``correction`` or beside ``keepdim`` without
+``dim`` (:func:`refuse_spread_flags`); ``max``/``min`` given ``dim=None`` or ``keepdim`` alone
+(:func:`refuse_extremum_arguments`).
 
 Under a signature PyTorch writes a note ("didn't match because some of the keywords were incorrect: out") where
 the number of arguments given equals its number of parameters, as its parser counts them: each comma-separated
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 from .parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
 
-__all__ = ["bool_unbiased", "check_spread_method", "refuse_extremum_arguments", "refuse_method_out"]
+__all__ = ["bool_unbiased", "check_spread_method", "refuse_extremum_arguments", "refuse_method_out",
+           "refuse_spread_flags"]
 
 _SPREAD = ("(tuple of ints dim, bool unbiased = True, bool keepdim = False)",
            "(tuple of ints dim = None, *, Number correction = None, bool keepdim = False)",
@@ -104,6 +107,33 @@ def check_spread_method(name: str, out, dim, keepdim, unbiased, correction) -> N
     if out is not NO_OUT:
         refuse_method_out(name, out, dim, keepdim, unbiased, correction)
     bool_unbiased(name, True, dim, (("unbiased", unbiased), ("keepdim", keepdim), ("correction", correction)))
+
+
+def refuse_spread_flags(name: str, dim, unbiased, keepdim, correction, a=None, out=None) -> None:
+    """``x.std(...)``/``x.var(...)`` (``std(a, ...)``/``var(a, ...)`` where ``a`` is given; ``dim``: ``EVERY_DIM``,
+    ``unbiased``: ``UNBIASED``, ``keepdim``: ``NOT_KEPT`` where left out) matching none of PyTorch's overloads:
+    None for ``unbiased`` or ``keepdim`` (bools), ``unbiased`` beside ``correction``, or beside ``keepdim`` (or
+    the function's ``out``) without ``dim``: its parser's TypeError; nothing otherwise. The arguments listed as
+    :func:`refuse_method_out` lists them, a None given counting as given."""
+    from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT, UNBIASED
+
+    given = unbiased is not UNBIASED
+    if unbiased is not None and keepdim is not None and not (
+            given and (correction is not None or dim is EVERY_DIM and (keepdim is not NOT_KEPT or out is not None))):
+        return
+    order = [("dim", dim), ("unbiased", unbiased)] + ([("keepdim", keepdim)] if given else [])
+    positional, keywords, gap = [], [], False
+    for key, value in order:
+        unset = value is EVERY_DIM or value is UNBIASED or value is NOT_KEPT
+        gap = gap or unset
+        (keywords if gap else positional).extend([] if unset else [(key, value)])
+    rest = [("correction", correction)] + ([] if given else [("keepdim", keepdim)]) + [("out", out)]
+    keywords += [(key, value) for key, value in rest  # (a None keepdim was given; correction and out left out)
+                 if value is not NOT_KEPT and (value is not None or key == "keepdim")]
+    types = ([] if a is None else [parser_type_name(a)]) + [parser_type_name(value) for _, value in positional]
+    signatures = SIGNATURES[name] if a is None else _FUNCTION_SPREAD[False]
+    notes = _notes(signatures, types, [key for key, _ in reversed(keywords)])
+    raise invalid_combination(name, types, signatures, keywords=keywords_as_listed(keywords), notes=notes)
 
 
 _EXTREMUM = {True: ("()", "(Tensor other)", "(int dim, bool keepdim = False)"),

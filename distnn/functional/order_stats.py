@@ -14,6 +14,7 @@ import numpy as np
 
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
@@ -75,6 +76,9 @@ def _select(x, dim, keepdim, position, op, result):
 
 
 def _median_dim(input, dim, keepdim, ignore_nan, op):  # noqa: A002
+    if dim is None or dim is EVERY_DIM or keepdim is None:
+        _refuse_flags(op, dim, keepdim)
+    keepdim = keepdim is not NOT_KEPT and keepdim
     x = as_tensor(input)
     d = wrap_dim(dim, x.ndim, op)
     if x.ndim == 0:
@@ -92,18 +96,30 @@ def _median_dim(input, dim, keepdim, ignore_nan, op):  # noqa: A002
     return _select(x, d, keepdim, position, op, MedianResult)
 
 
-def median(input, dim=None, keepdim=False):  # noqa: A002
-    """``torch.median``: the lower median of every element, or ``(values, indices)`` along ``dim``."""
-    if dim is None:
+def median(input, dim=EVERY_DIM, keepdim=NOT_KEPT):  # noqa: A002
+    """``torch.median``: the lower median of every element, or ``(values, indices)`` along ``dim`` (an int: None,
+    or ``keepdim`` alone, refused as PyTorch's parser refuses them)."""
+    if dim is EVERY_DIM and keepdim is NOT_KEPT:
         return MedianAll.apply(as_tensor(input), ignore_nan=False)
     return _median_dim(input, dim, keepdim, False, "median")
 
 
-def nanmedian(input, dim=None, keepdim=False):  # noqa: A002
+def nanmedian(input, dim=EVERY_DIM, keepdim=NOT_KEPT):  # noqa: A002
     """``torch.nanmedian``: :func:`median` of the non-NaN elements."""
-    if dim is None:
+    if dim is EVERY_DIM and keepdim is NOT_KEPT:
         return MedianAll.apply(as_tensor(input), ignore_nan=True)
     return _median_dim(input, dim, keepdim, True, "nanmedian")
+
+
+def _refuse_flags(op, dim, keepdim) -> None:
+    """PyTorch's parser's refusals of ``median``/``nanmedian``/``mode`` arguments: ``dim`` an int, required beside
+    ``keepdim``; ``keepdim`` a bool (the keyword forms' words: a Python signature cannot tell the positional)."""
+    if dim is EVERY_DIM:
+        raise TypeError(f'{op}() missing 1 required positional arguments: "dim"')
+    if dim is None:
+        raise TypeError(f"{op}(): argument 'dim' must be int, not NoneType")
+    if keepdim is None:
+        raise TypeError(f"{op}(): argument 'keepdim' must be bool, not NoneType")
 
 
 def kthvalue(input, k, dim=-1, keepdim=False):  # noqa: A002
@@ -123,6 +139,8 @@ def kthvalue(input, k, dim=-1, keepdim=False):  # noqa: A002
 def mode(input, dim=-1, keepdim=False):  # noqa: A002
     """``torch.mode``: ``(values, indices)`` of the most frequent value along ``dim`` (the smallest among
     equally frequent ones) and the last index where it occurs, as PyTorch's."""
+    if dim is None or keepdim is None:
+        _refuse_flags("mode", dim, keepdim)
     x = as_tensor(input)
     d = wrap_dim(dim, x.ndim, "mode")
     xp = get_array_module(x.data)

@@ -197,10 +197,10 @@ def sum(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepd
 
         refuse_out_without_dim("sum", a, out, dim is EVERY_DIM and axis is EVERY_DIM,
                                keepdim is not NOT_KEPT or dtype is not None or keepdims is not None)
-    elif keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM and keepdims is None:
-        from .reduce_arguments import refuse_keepdim_without_dim
+    elif keepdim is not NOT_KEPT and keepdims is None and (keepdim is None or dim is EVERY_DIM and axis is EVERY_DIM):
+        from .reduce_arguments import refuse_function_keepdim
 
-        refuse_keepdim_without_dim("sum", keepdim, dtype, method=False, a=a)  # (PyTorch's parser: keepdim needs dim)
+        refuse_function_keepdim("sum", keepdim, dim, dtype, a)  # (PyTorch's parser: keepdim a bool, beside a dim)
     if axis is EVERY_DIM:
         axis = None
     axis, keepdims, _ = _resolve(None if dim is EVERY_DIM else dim, keepdim, axis, keepdims)
@@ -245,12 +245,12 @@ def mean(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=None, keepdims=
     is cast to it first, as PyTorch's); an integer or bool tensor without one is refused, as PyTorch refuses
     it (numpy would answer in float64). ``out``: PyTorch's rules (:mod:`.reduce_out`). ``keepdim`` needs a
     ``dim`` (:mod:`.reduce_arguments`)."""
-    if dim is EVERY_DIM:
+    if dim is EVERY_DIM or keepdim is None:
         if keepdim is not NOT_KEPT and axis is None and keepdims is None:
-            from .reduce_arguments import refuse_keepdim_without_dim
+            from .reduce_arguments import refuse_function_keepdim
 
-            refuse_keepdim_without_dim("mean", keepdim, dtype, method=False, out=out, a=a)  # (PyTorch's parser)
-        dim = None
+            refuse_function_keepdim("mean", keepdim, dim, dtype, a, out)  # (PyTorch's parser: keepdim a bool)
+        dim = None if dim is EVERY_DIM else dim
     if out is NO_OUT:
         out = None
     axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)

@@ -13,6 +13,7 @@ only the overload with ``dim``, in that overload's words (``missing 1 required p
 * ``prod``'s ``dim`` is an int: ``torch.prod(x, None)`` is refused (``sum``'s, a tuple of ints, takes None);
 * the methods take no ``out``: ``x.sum(0, out=o)`` is Python's ``unexpected keyword argument 'out'``, and
   ``x.sum(out=o)`` an invalid combination of arguments.
+* ``keepdim`` is a bool: None beside a ``dim`` is refused (``torch.mean``'s function as an invalid combination).
 
 Called only once such an argument is seen, so that a plain ``x.sum()`` pays nothing more than a comparison.
 """
@@ -22,8 +23,8 @@ from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 from .parser_refusal import invalid_combination, parser_type_name
 
-__all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out",
-           "refuse_prod_dim_none"]
+__all__ = ["refuse_function_keepdim", "refuse_keepdim_none", "refuse_keepdim_without_dim", "refuse_logsumexp_dim",
+           "refuse_method_call", "refuse_method_out", "refuse_prod_dim_none"]
 
 _DIM_TYPES = {"sum": "tuple of ints", "prod": "int", "mean": "tuple of ints"}
 # (the arguments, the input included, that each function's overload without dim takes)
@@ -41,6 +42,16 @@ def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
         refuse_prod_dim_none(keepdim_given, dtype, method=True)
     if keepdim_given and not dim_given:
         refuse_keepdim_without_dim(name, keepdim, dtype, method=True)
+    if keepdim is None:
+        refuse_keepdim_none(name)
+
+
+def refuse_keepdim_none(name: str) -> None:
+    """``keepdim=None`` beside a ``dim``: PyTorch's parser takes no None for a bool (numpy's would be falsy). Its
+    keyword form's words (``x.sum(0, None)`` names the position, which a Python signature cannot tell apart);
+    ``sum``, ``prod``, ``median``, ``mode`` and the ``mean`` method (the ``mean`` function's overloads differ:
+    :func:`refuse_keepdim_without_dim`'s invalid combination)."""
+    raise TypeError(f"{name}(): argument 'keepdim' must be bool, not NoneType")
 
 
 def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT, a=None) -> None:
@@ -55,6 +66,17 @@ def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_O
         raise _missing_dim(name)
     # (PyTorch lists the keywords last given first: these are listed as if given in the signature's order)
     raise _invalid_combination(name, given, method, _input_name(a))
+
+
+def refuse_function_keepdim(name: str, keepdim, dim, dtype, a, out=NO_OUT) -> None:
+    """``torch.sum``/``prod``/``mean`` given ``keepdim`` without ``dim``, or ``keepdim=None``: refused as PyTorch's
+    parser refuses them (``mean``'s ``torch.mean(x, 0, keepdim=None)`` as an invalid combination)."""
+    if dim is EVERY_DIM:
+        refuse_keepdim_without_dim(name, keepdim, dtype, method=False, out=out, a=a)
+    if name == "mean":
+        given = [parser_type_name(dim)] + (["dtype=torch.dtype"] if dtype is not None else []) + ["keepdim=NoneType"]
+        raise _invalid_combination(name, given, False, _input_name(a))
+    refuse_keepdim_none(name)
 
 
 def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool, a=None) -> None:

@@ -143,12 +143,16 @@ def prod(input, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):  # 
         refuse_out_without_dim("prod", input, out, dim is EVERY_DIM, keepdim is not NOT_KEPT or dtype is not None)
         if dim is None:
             raise TypeError("prod(): argument 'dim' (position 2) must be int, not NoneType")
-    elif dim is None or (dim is EVERY_DIM and keepdim is not NOT_KEPT):  # (PyTorch's parser: dim is an int)
-        from .reduce_arguments import refuse_keepdim_without_dim, refuse_prod_dim_none
+        if keepdim is None:
+            from .reduce_arguments import refuse_keepdim_none
+
+            refuse_keepdim_none("prod")
+    elif dim is None or keepdim is not NOT_KEPT and (dim is EVERY_DIM or keepdim is None):  # (PyTorch's parser)
+        from .reduce_arguments import refuse_function_keepdim, refuse_prod_dim_none
 
         if dim is None:
             refuse_prod_dim_none(keepdim is not NOT_KEPT, dtype, method=False, a=input)
-        refuse_keepdim_without_dim("prod", keepdim, dtype, method=False, a=input)
+        refuse_function_keepdim("prod", keepdim, dim, dtype, input)
     if dim is EVERY_DIM:
         dim = None
     elif dim is not None:

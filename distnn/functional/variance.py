@@ -28,6 +28,7 @@ import numpy as np
 
 from distnn._stacklevel import caller_stacklevel
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT, UNBIASED
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES
@@ -190,15 +191,20 @@ def _ddof(numpy_style, unbiased, correction, ddof):
     return 0 if numpy_style else 1  # numpy's default with numpy's keywords, PyTorch's (unbiased) otherwise
 
 
-def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        out=None, _op="var", _paired=False):
+def var(a, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
+        keepdims=None, out=None, _op="var", _paired=False):
     """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``. No degrees
     of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives).
     ``out``: the variance cast into it, PyTorch's rules (:mod:`.reduce_out_more`)."""
+    if unbiased is UNBIASED and keepdim is not None:  # (the common calls: nothing to refuse)
+        unbiased = None
+    else:
+        unbiased = _flags(_op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, _paired)
+    dim, keepdim = None if dim is EVERY_DIM else dim, keepdim is not NOT_KEPT and keepdim
     if out is not None:
         from .reduce_out_more import spread_into_out
 
-        return spread_into_out("var", lambda x: var(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
+        return spread_into_out("var", lambda x: var(x, dim, _given(unbiased), keepdim, axis=axis, ddof=ddof,
                                                     correction=correction, keepdims=keepdims), a, out, dim,
                                _folding(var, dim, unbiased, keepdim, axis, ddof, correction, keepdims))
     if isinstance(dim, (bool, np.bool_)):  # (PyTorch's overload (bool unbiased): over all dims)
@@ -209,13 +215,18 @@ def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
                      keepdims=keepdims, name=_op, paired=_paired)
 
 
-def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        out=None, _op="std", _paired=False):
+def std(a, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
+        keepdims=None, out=None, _op="std", _paired=False):
     """Standard deviation: the square root of :func:`var` (same arguments and defaults, ``out`` included)."""
+    if unbiased is UNBIASED and keepdim is not None:  # (the common calls: nothing to refuse)
+        unbiased = None
+    else:
+        unbiased = _flags(_op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, _paired)
+    dim, keepdim = None if dim is EVERY_DIM else dim, keepdim is not NOT_KEPT and keepdim
     if out is not None:
         from .reduce_out_more import spread_into_out
 
-        return spread_into_out("std", lambda x: std(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
+        return spread_into_out("std", lambda x: std(x, dim, _given(unbiased), keepdim, axis=axis, ddof=ddof,
                                                     correction=correction, keepdims=keepdims), a, out, dim,
                                _folding(std, dim, unbiased, keepdim, axis, ddof, correction, keepdims))
     if isinstance(dim, (bool, np.bool_)):  # (PyTorch's overload (bool unbiased): over all dims)
@@ -224,6 +235,23 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
                      keepdims=keepdims, name=_op, paired=_paired)
+
+
+def _flags(op, a, dim, unbiased, keepdim, correction, axis, ddof, keepdims, out, paired):
+    """``unbiased`` (given, or a None ``keepdim``) once PyTorch's parser's refusals of None for a bool and of
+    ``unbiased`` beside ``correction`` or beside ``keepdim`` without ``dim`` are passed (numpy's keywords, and
+    var_mean/std_mean's own call, take them); None where left out."""
+    if (unbiased is not UNBIASED or keepdim is None) and not paired and axis is None and ddof is None \
+            and keepdims is None:
+        from .method_out_refusal import refuse_spread_flags
+
+        refuse_spread_flags(op, dim, unbiased, keepdim, correction, a=a, out=out)
+    return None if unbiased is UNBIASED else unbiased
+
+
+def _given(unbiased):
+    """``unbiased`` passed on as given (left out where None, which the parser would refuse)."""
+    return UNBIASED if unbiased is None else unbiased
 
 
 def _bool_unbiased(op, flag, unbiased, keepdim, correction, ddof, axis, keepdims):
