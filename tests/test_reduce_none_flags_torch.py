@@ -15,6 +15,8 @@ import torch
 
 import distnn
 
+from expression_outcome import outcome
+
 CASES = [
     # None for keepdim, beside a dim: refused (sum, mean, prod, median, nanmedian, mode; methods and functions)
     "x.sum(0, keepdim=None)", "x.sum(None, keepdim=None)", "x.mean(0, keepdim=None)", "x.prod(0, keepdim=None)",
@@ -64,13 +66,7 @@ POSITIONAL = [
 
 
 def _outcome(m, expression):
-    x = m.tensor(np.array([[1.0, 2.0, 2.0], [4.0, 3.0, 6.0]]), dtype=m.float32)
-    try:
-        result = eval(expression)  # noqa: S307 - the test's own expressions
-    except Exception as e:  # noqa: BLE001 - the error's type and message are what is compared
-        return type(e).__name__, str(e)
-    return "ok", [(str(r.dtype).split(".")[-1], tuple(r.shape), np.round(r.numpy().astype(np.float64), 4).tolist())
-                  for r in (result if isinstance(result, tuple) else (result,))]
+    return outcome(m, expression, [[1.0, 2.0, 2.0], [4.0, 3.0, 6.0]])
 
 
 @pytest.mark.parametrize("expression", CASES)
