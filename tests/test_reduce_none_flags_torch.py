@@ -9,7 +9,6 @@ the first; distnn gives the keyword form's words, so the positional forms are co
 ``x.std(0, True, correction=1)`` is (arguments given by position up to the first left out)."""
 import re
 
-import numpy as np
 import pytest
 import torch
 
