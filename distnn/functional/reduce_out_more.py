@@ -46,7 +46,7 @@ from distnn.backend import get_array_module, unwrap
 from .clamp_out import refuse_grad_with_out
 from .matmul_out import _cpp_name
 from .out_common import check_out_argument, refuse_cast
-from .out_write import _write_back, resize_out, write_into_out
+from .out_write import write_into_out
 from .parser_refusal import invalid_combination
 from .reduce_out import sum_like_into_out
 
@@ -216,25 +216,15 @@ def norm_into_out(norm, a, out, p, dim, keepdim, dtype) -> Tensor:
                                                         or len(dim) <= 2))
     name = "linalg_vector_norm" if vector else "linalg_matrix_norm"
     check_out_argument(name, out)
-    if vector:
-        refuse_grad_with_out(name, out, a)
-        with no_grad():
-            result = norm(a, p, dim, keepdim, dtype=dtype)  # (its refusals of the input come first, as PyTorch's)
-    else:  # (PyTorch's matrix_norm out= is composite: the norm, recorded, then copied into out, see below)
-        result = norm(a, p, dim, keepdim, dtype=dtype)
+    if not vector:  # (PyTorch's matrix_norm out= is composite: the norm, recorded, then copied into out)
+        from distnn.linalg.norms_out import composite_norm_into_out
+
+        return composite_norm_into_out(norm(a, p, dim, keepdim, dtype=dtype), out, "linalg.matrix_norm")
+    refuse_grad_with_out(name, out, a)
+    with no_grad():
+        result = norm(a, p, dim, keepdim, dtype=dtype)  # (its refusals of the input come first, as PyTorch's)
     if result.dtype != out.dtype:
-        if vector:
-            raise RuntimeError(f"Expected out tensor to have dtype {_cpp_name(result.dtype)}, but got "
-                               f"{_cpp_name(out.dtype)} instead")
-        raise RuntimeError(f"linalg.matrix_norm expected out tensor dtype {torch_dtype_name(result.dtype)} but got: "
-                           f"{torch_dtype_name(out.dtype)}")
-    if vector or not (result.requires_grad or out.requires_grad):
-        write_into_out(out, unwrap(result))
-        return out
-    # (recording: out resized as resize_output resizes it, then copy_, which records CopyBackwards and refuses
-    # a leaf out that requires grad, or an expanded one, as PyTorch's)
-    moved_from = resize_out(out, tuple(result.shape))
-    out.copy_(result)
-    if moved_from is not None:
-        _write_back(out.data, moved_from)
+        raise RuntimeError(f"Expected out tensor to have dtype {_cpp_name(result.dtype)}, but got "
+                           f"{_cpp_name(out.dtype)} instead")
+    write_into_out(out, unwrap(result))
     return out
