@@ -251,21 +251,13 @@ class TensorOperators:
 
     def var(self, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
             keepdims=None, out=NO_OUT):
-        if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
-            _refuse_spread_flags("var", dim, unbiased, keepdim, correction)  # (a None for a bool, and others)
-        if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
-            _check_spread_method("var", out, None if dim is EVERY_DIM else dim, keepdim,
-                                 None if unbiased is UNBIASED else unbiased, correction)
+        _spread_method_checks("var", dim, unbiased, keepdim, axis, ddof, correction, keepdims, out)
         return R.var(self, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                      correction=correction, keepdims=keepdims)
 
     def std(self, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,
             keepdims=None, out=NO_OUT):
-        if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
-            _refuse_spread_flags("std", dim, unbiased, keepdim, correction)  # (a None for a bool, and others)
-        if out is not NO_OUT or dim is True or dim is False:  # (no out=; a bool is unbiased: its parser's rules)
-            _check_spread_method("std", out, None if dim is EVERY_DIM else dim, keepdim,
-                                 None if unbiased is UNBIASED else unbiased, correction)
+        _spread_method_checks("std", dim, unbiased, keepdim, axis, ddof, correction, keepdims, out)
         return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof,
                      correction=correction, keepdims=keepdims)
 
@@ -320,6 +312,17 @@ def _raw_index(index):
 
 # distnn.sparse.SparseTensor, set when distnn.sparse is imported (None until then: no type is None)
 _sparse_type = None
+
+
+def _spread_method_checks(name, dim, unbiased, keepdim, axis, ddof, correction, keepdims, out) -> None:
+    """``Tensor.var``/``std``'s refusals as PyTorch's parser's: a None for a bool (and ``unbiased`` beside
+    ``correction``, or beside ``keepdim`` without ``dim``), where numpy's keywords are not used; ``out=``, which
+    the methods do not take; a bool where ``dim`` goes (``unbiased``) beside other arguments."""
+    if (unbiased is not UNBIASED or keepdim is None) and axis is None and ddof is None and keepdims is None:
+        _refuse_spread_flags(name, dim, unbiased, keepdim, correction)
+    if out is not NO_OUT or dim is True or dim is False:
+        _check_spread_method(name, out, None if dim is EVERY_DIM else dim, keepdim,
+                             None if unbiased is UNBIASED else unbiased, correction)
 
 
 def _bind_late() -> None:
