@@ -16,7 +16,8 @@ alone as the floor.
 Part 2 (``mpiexec -n 2``, started by this script): the built-in digits_mlp
 job trained with checkpoints off, with two floors (rank 0 writes the model and
 optimizer arrays into one file at every epoch end: a bare ``np.savez`` + fsync,
-or their raw bytes from a background thread with fsync and an atomic rename;
+or their raw bytes from a background thread with fsync and an atomic rename,
+or the file-system operations of a distnn save on those bytes with nothing computed ('protocol I/O');
 and distnn's asynchronous checkpoint callback writing its files through the
 least code the commit protocol needs, or writing nothing at all: its in-training
 part alone, or writing from its background thread, or from its writer process:
@@ -50,12 +51,10 @@ import argparse
 import gc
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 # before numpy loads its BLAS (which reads them once): also when the worker is started by hand under mpiexec
@@ -63,6 +62,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from checkpoint_floors import WRITER_FLOORS, _FloorSave, _savez_fsync  # noqa: E402  (this folder)
 
 
 def _median_ms(fn, reps):
@@ -100,14 +100,6 @@ def _flat_arrays(state) -> dict:
     for i, s in state["optimizer"]["state"].items():
         flat.update({f"opt/{i}/{k}": v for k, v in s.items() if hasattr(v, "shape") and v.ndim})
     return flat
-
-
-def _savez_fsync(path, arrays) -> None:
-    """The floor of a durable save: ``np.savez`` of ``arrays`` into ``path``, then fsync."""
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def save_load(reps: int, device: str = "cpu") -> None:
@@ -272,165 +264,6 @@ def _machine_busy_seconds():
 QUIET_SHARE = 0.1
 
 
-def _floor_callback():
-    from distnn.train.callbacks.base import Callback
-
-    class FloorSave(Callback):
-        """Rank 0 at every epoch end: the model and optimizer arrays into one file, made durable.
-
-        ``background=False``: ``np.savez`` + fsync, in the training thread.
-        ``background=True``: their raw bytes handed to a thread that writes them
-        to a temporary file, fsyncs it, renames it into place and fsyncs the
-        directory (the least a durable, atomic, asynchronous save can do).
-        """
-
-        state_key = "_floor_save"
-
-        def __init__(self, directory, background=False):
-            self.path, self.timings, self.saves = os.path.join(directory, "floor.npz"), [], 0
-            self.background, self.jobs = background, None
-
-        def on_epoch_end(self, trainer, logs):
-            if not trainer.is_main:
-                return
-            t0 = time.perf_counter()
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            arrays = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
-            for i, st in trainer.optimizer.state_dict()["state"].items():
-                arrays.update({f"opt/{i}/{k}": v for k, v in st.items() if isinstance(v, np.ndarray)})
-            if self.background:
-                if self.jobs is None:
-                    self.jobs = queue.SimpleQueue()
-                    threading.Thread(target=self._writer, args=(self.jobs,), daemon=True).start()
-                self.jobs.put(b"".join(a.tobytes() for a in arrays.values()))
-            else:
-                _savez_fsync(self.path, arrays)
-            self.saves += 1
-            self.timings.append(time.perf_counter() - t0)
-
-        def on_train_end(self, trainer, logs):
-            if self.jobs is not None:
-                done = queue.SimpleQueue()
-                self.jobs.put(done)
-                done.get()
-
-        def _writer(self, jobs):
-            while True:
-                data = jobs.get()
-                if isinstance(data, queue.SimpleQueue):
-                    data.put(True)
-                    return
-                fd = os.open(self.path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                os.write(fd, data)
-                os.fsync(fd)
-                os.close(fd)
-                os.replace(self.path + ".tmp", self.path)
-                dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
-                os.fsync(dfd)
-                os.close(dfd)
-
-    return FloorSave
-
-
-def _FloorSave(directory, background=False):
-    return _floor_callback()(directory, background)
-
-
-def _minimal_protocol_checkpoint():
-    from distnn.train.callbacks.checkpoint import ModelCheckpoint
-
-    class MinimalProtocolCheckpoint(ModelCheckpoint):
-        """distnn's checkpoint callback with its writer replaced by the least code the commit protocol needs.
-
-        The same files (distnn's snapshot: the npz images, trainer.json,
-        model.json, config.toml), each written, SHA-256-hashed and fsynced in
-        a new temporary directory, a manifest, the rename, ``latest`` written,
-        fsynced and renamed, one fsync of the root, and the checkpoint
-        ``keep_last`` saves back deleted. No recycling, links, fault hooks,
-        error handling or retention rules. It shows what the protocol itself
-        costs on this machine, apart from how distnn's writer does it.
-        """
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._written = []  # the checkpoints this callback wrote, oldest first
-
-        def _write(self, job, elsewhere=False):
-            import hashlib
-            import json
-
-            from distnn.train import checkpoint as ck
-
-            step, files, manifest, serializer = job
-            serializer.fill_crc(files)
-            ck.fill_text(files)
-            os.makedirs(self.root, exist_ok=True)
-            name = f"step-{step:08d}"
-            tmp, final = os.path.join(self.root, ".tmp-" + name), os.path.join(self.root, name)
-            os.mkdir(tmp)
-
-            def put(path, data):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                os.write(fd, data)
-                os.fsync(fd)
-                os.close(fd)
-
-            entries = {}
-            for fname, data in files.items():
-                put(os.path.join(tmp, fname), data)
-                entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": memoryview(data).nbytes}
-            put(os.path.join(tmp, "manifest.json"), json.dumps({**manifest, "files": entries}).encode())
-            os.rename(tmp, final)
-            put(os.path.join(self.root, "latest.tmp"), name.encode())
-            os.replace(os.path.join(self.root, "latest.tmp"), os.path.join(self.root, "latest"))
-            fd = os.open(self.root, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
-            self._written.append(final)
-            if len(self._written) > self.keep_last:
-                old = self._written.pop(0)
-                for n in os.listdir(old):
-                    os.unlink(os.path.join(old, n))
-                os.rmdir(old)
-            return {"ok": True, "path": final, "bytes": 0, "seconds": 0.0, "removed": [], "step": step}
-
-    return MinimalProtocolCheckpoint
-
-
-def _nothing_written_checkpoint():
-    from distnn.train.callbacks.checkpoint import ModelCheckpoint
-
-    class NothingWrittenCheckpoint(ModelCheckpoint):
-        """distnn's asynchronous checkpoint callback whose writer writes nothing: what the gather of
-        every rank's random state, the snapshot into bytes, the hand-off and the agreement cost alone."""
-
-        def _write(self, job, elsewhere=False):
-            return {"ok": True, "path": self.root, "bytes": 0, "seconds": 0.0, "removed": [], "step": job[0]}
-
-    return NothingWrittenCheckpoint
-
-
-def _writer_checkpoint(in_process: bool):
-    from distnn.train.callbacks.checkpoint import ModelCheckpoint
-
-    class WriterCheckpoint(ModelCheckpoint):
-        """distnn's asynchronous checkpoint callback writing from its writer process (``in_process``) or from
-        its background thread, whichever it would choose: a write from the thread shares the training
-        process's interpreter lock, one from the process costs more CPU (see ``writer_process.worth_it``)."""
-
-        def on_train_begin(self, trainer):
-            super().on_train_begin(trainer)
-            self._write_elsewhere = in_process
-
-    return WriterCheckpoint
-
-
-#: part 2's floors that are distnn's async checkpoint callback with another writer
-WRITER_FLOORS = {"floor: async protocol": _minimal_protocol_checkpoint,
-                 "floor: nothing written": _nothing_written_checkpoint,
-                 "floor: writer thread": lambda: _writer_checkpoint(False),
-                 "floor: writer process": lambda: _writer_checkpoint(True)}
-
 #: part 3: the MLP 784-512-256-10 of part 1 on 784-feature blobs (digits_mlp's recipe otherwise)
 LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "data.n_features=784",
              "data.spread=8.0", "data.augment.shift=0", "data.batch_size=128", "model.hidden_sizes=[512,256]"]
@@ -461,6 +294,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
     variants = {"no guard": {"enabled": False}, "off": {"enabled": False}, "off (again)": {"enabled": False},
                 "floor: np.savez+fsync": {"enabled": False},
                 "floor: async raw+fsync": {"enabled": False},
+                "floor: protocol I/O": {"enabled": False},
                 "floor: async protocol": {"enabled": False},
                 "floor: nothing written": {"enabled": False},
                 "floor: writer thread": {"enabled": False},
@@ -493,7 +327,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                                            extra_files=cb_extra)
                 job.trainer.callbacks.append(cb)
             elif name.startswith("floor"):
-                cb = _FloorSave(out, background="async" in name)
+                cb = _FloorSave(out, "raw" if "raw" in name else "protocol" if "I/O" in name else "savez")
                 job.trainer.callbacks.append(cb)
             gc.collect()
             comm.barrier()
@@ -561,6 +395,9 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
               "  floors: rank 0 writes the model and optimizer arrays into one file per epoch, np.savez +\n"
               "  fsync in the training thread, or their raw bytes from a background thread (write, fsync,\n"
               "  rename, fsync of the directory); no manifest, checksums, pointers, retention or random states;\n"
+              "  'protocol I/O': those bytes through the file operations of a distnn save (a retired\n"
+              "  directory renamed, 4 files overwritten in place, a pointer, 6 fsyncs, 2 renames, the old\n"
+              "  one retired), nothing computed: the commit protocol's file-system cost alone;\n"
               "  'async protocol': distnn's async callback with the least writer the commit protocol needs\n"
               "  (same files, SHA-256s, fsyncs, manifest, rename, latest; no recycling or links);\n"
               "  'nothing written': distnn's async callback whose writer writes nothing (the gather of the\n"
