@@ -37,9 +37,13 @@ issue's figure is part 2's; part 3 is context, not a substitute.
 
 ``--job-ranks 1`` runs parts 2 and 3 on one rank: on a 2-core machine the
 writer then has a core to itself, as on a machine with cores to spare.
+``--every N`` adds checkpoints every N epochs (synchronous and ``async_save``, without
+the saves at every improvement of the monitored metric), and every N epochs plus at every
+improvement (synchronous: digits_mlp's own config with N = 15), to parts 2 and 3 where
+their runs have N epochs or more: e.g. ``--epochs 150 --every 15``, digits_mlp's run.
 
     python benchmarks/bench_checkpoint.py [--reps 7] [--history 10000] [--epochs 10] [--rounds 5] [--skip-job]
-                                          [--skip-large] [--job-ranks 2]
+                                          [--skip-large] [--job-ranks 2] [--every N]
 """
 from __future__ import annotations
 
@@ -269,9 +273,11 @@ LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "da
              "data.spread=8.0", "data.augment.shift=0", "data.batch_size=128", "model.hidden_sizes=[512,256]"]
 
 
-def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | None = None) -> None:
+def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | None = None,
+               every: int = 0) -> None:
     """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated
-    (with the floors); ``large``: the MLP 784-512-256-10 on blobs (part 3), without the floors."""
+    (with the floors); ``large``: the MLP 784-512-256-10 on blobs (part 3), without the floors; ``every``:
+    also checkpoints every that many epochs (synchronous and async_save)."""
     import logging
 
     from distnn.distributed import init
@@ -301,8 +307,14 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                 "floor: writer process": {"enabled": False},
                 "every epoch": {"every_epochs": 1, "async_save": False},
                 "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
+    if 1 < every <= epochs:
+        # (keep_best off: a save at every improvement of val_loss besides, as digits_mlp's config makes them, is
+        # the last row's)
+        variants[f"every {every} epochs"] = {"every_epochs": every, "async_save": False, "keep_best": False}
+        variants[f"every {every} epochs, async_save"] = {"every_epochs": every, "async_save": True, "keep_best": False}
+        variants[f"every {every} + improved"] = {"every_epochs": every, "async_save": False}
     if large:
-        variants = {k: v for k, v in variants.items() if k in ("off", "every epoch", "every epoch, async_save")}
+        variants = {k: v for k, v in variants.items() if k == "off" or k.startswith("every ")}
     if not writer_process.available():  # (async_save writes from its thread there: the floor is the same)
         variants.pop("floor: writer thread", None)
         variants.pop("floor: writer process", None)
@@ -363,7 +375,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
         device = "GPU" if job.trainer.xp is not np else "CPU"
         print(f"\n{comm.size}-rank {what} on the {device}, {epochs} epochs per run, {rounds} rounds alternated (wall time of "
               f"fit), {cores} cores; median epoch {1e3 * base / epochs:.0f} ms with checkpoints off")
-        print(f"  {'checkpoints':26s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
+        print(f"  {'checkpoints':30s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
               f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s} {'quiet':>12s} {'paired':>7s}")
         for name in variants:
             walls = [w for w, _, _, _ in results[name]]
@@ -376,7 +388,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                     if calm and base_quiet else f"{'-':>12s}")
             pairs = paired(name)
             pairs = f"{100 * float(np.median(pairs)):6.1f}%" if pairs else f"{'-':>7s}"
-            print(f"  {name:26s} {wall:8.3f} {100 * (wall - base) / base:8.1f}% {wmin:7.3f} "
+            print(f"  {name:30s} {wall:8.3f} {100 * (wall - base) / base:8.1f}% {wmin:7.3f} "
                   f"{100 * (wmin - base_min) / base_min:8.1f}% {100 * stall:7.2f}% {saves[name]:6d} "
                   f"{cpu:6.3f} {per_save} {calm} {pairs}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
         if large:
@@ -420,13 +432,16 @@ def main():
     p.add_argument("--skip-large", action="store_true", help="skip part 3 (the MLP 784-512-256-10 job)")
     p.add_argument("--job-ranks", type=int, default=2,
                    help="ranks of the jobs of parts 2 and 3 (1 on a 2-core machine: a core to spare for the writer)")
+    p.add_argument("--every", type=int, default=0,
+                   help="parts 2 and 3 also checkpoint every N epochs (give --epochs a multiple of it), e.g. 15: "
+                        "digits_mlp's own config")
     p.add_argument("--large-epochs", type=int, default=3)
     p.add_argument("--large-rounds", type=int, default=5)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--large", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        job_worker(a.epochs, a.rounds, a.large, a.run_device)
+        job_worker(a.epochs, a.rounds, a.large, a.run_device, a.every)
         return
     print("measured on a shared machine: figures vary run to run")
     save_load(a.reps, a.device)
@@ -440,6 +455,8 @@ def main():
     worker = [mpiexec, "-n", str(a.job_ranks), sys.executable, os.path.abspath(__file__), "--worker"]
     if a.run_device:
         worker += ["--run-device", a.run_device]
+    if a.every:
+        worker += ["--every", str(a.every)]
     if not a.skip_job:
         subprocess.run(worker + ["--epochs", str(a.epochs), "--rounds", str(a.rounds)], check=True)
     if not a.skip_large:
