@@ -242,11 +242,13 @@ class TensorOperators:
         return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def max(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):
-        _refuse_extremum_arguments("max", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
+        if dim is None or dim is EVERY_DIM and keepdim is not NOT_KEPT:  # (PyTorch's parser's refusal, maybe)
+            _refuse_extremum_arguments("max", True, self, dim, keepdim, axis, keepdims)
         return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def min(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, axis=None, keepdims=None):
-        _refuse_extremum_arguments("min", True, self, dim, keepdim, axis, keepdims)  # (PyTorch's parser's refusal)
+        if dim is None or dim is EVERY_DIM and keepdim is not NOT_KEPT:  # (PyTorch's parser's refusal, maybe)
+            _refuse_extremum_arguments("min", True, self, dim, keepdim, axis, keepdims)
         return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def var(self, dim=EVERY_DIM, unbiased=UNBIASED, keepdim=NOT_KEPT, *, axis=None, ddof=None, correction=None,

@@ -16,6 +16,8 @@ position up to the first one left out, the rest as keywords in the signature's o
 """
 from __future__ import annotations
 
+from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT, UNBIASED
+
 from .parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
 
 __all__ = ["bool_unbiased", "check_spread_method", "refuse_extremum_arguments", "refuse_method_out",
@@ -38,8 +40,6 @@ _FUNCTION_SPREAD = {
 def refuse_method_out(name: str, out, dim, keepdim, unbiased=None, correction=None) -> None:
     """Raise PyTorch's TypeError for ``x.name(dim, ..., out=out)`` (``keepdim``: ``NOT_KEPT`` where left out;
     ``unbiased``, ``correction``: ``std``'s and ``var``'s, None where left out)."""
-    from distnn.autograd.unset_defaults import NOT_KEPT
-
     # (keepdim by position only after a positional unbiased, x.std(0, True, True); else taken as named)
     order = [("dim", dim), ("unbiased", unbiased)] + ([("keepdim", keepdim)] if unbiased is not None else [])
     positional, keywords, gap = [], [], False
@@ -83,8 +83,6 @@ def bool_unbiased(name: str, method: bool, flag, beside) -> None:
     unbiased; the caller takes it so). ``beside``: ``(name, value)`` of the other arguments in the signature's
     order, None (or ``NOT_KEPT``, or a False ``keepdim``) where left out; with any of them given, the call matches
     no overload: PyTorch's parser's TypeError (the others listed as keywords, the flag by position)."""
-    from distnn.autograd.unset_defaults import NOT_KEPT
-
     given = [(key, value) for key, value in beside
              if value is not None and value is not NOT_KEPT and not (key == "keepdim" and value is False)]
     if not given:
@@ -102,8 +100,6 @@ def bool_unbiased(name: str, method: bool, flag, beside) -> None:
 
 def check_spread_method(name: str, out, dim, keepdim, unbiased, correction) -> None:
     """``x.std(...)``/``x.var(...)`` given ``out`` (refused) or a bool ``dim`` (refused beside other arguments)."""
-    from distnn.autograd.unset_defaults import NO_OUT
-
     if out is not NO_OUT:
         refuse_method_out(name, out, dim, keepdim, unbiased, correction)
     bool_unbiased(name, True, dim, (("unbiased", unbiased), ("keepdim", keepdim), ("correction", correction)))
@@ -115,8 +111,6 @@ def refuse_spread_flags(name: str, dim, unbiased, keepdim, correction, a=None, o
     None for ``unbiased`` or ``keepdim`` (bools), ``unbiased`` beside ``correction``, or beside ``keepdim`` (or
     the function's ``out``) without ``dim``: its parser's TypeError; nothing otherwise. The arguments listed as
     :func:`refuse_method_out` lists them, a None given counting as given."""
-    from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT, UNBIASED
-
     given = unbiased is not UNBIASED
     if unbiased is not None and keepdim is not None and not (
             given and (correction is not None or dim is EVERY_DIM and (keepdim is not NOT_KEPT or out is not None))):
@@ -145,9 +139,8 @@ def refuse_extremum_arguments(name: str, method: bool, a, dim, keepdim, axis=Non
     """``max``/``min`` (``x.max(...)`` where ``method``) given ``dim=None`` or ``keepdim`` without ``dim``
     (``dim``: ``EVERY_DIM``, ``keepdim``: ``NOT_KEPT`` where left out), which match none of PyTorch's overloads:
     its parser's TypeError (both taken as given by keyword, ``x.max(dim=None)``); nothing otherwise, nor with
-    numpy's ``axis``/``keepdims`` given (they take them)."""
-    from distnn.autograd.unset_defaults import EVERY_DIM, NOT_KEPT
-
+    numpy's ``axis``/``keepdims`` given (they take them). (Its callers call it only where ``dim`` is None or
+    ``keepdim`` is given without ``dim``: a plain ``x.max()`` pays one comparison.)"""
     if dim is not None and dim is not EVERY_DIM or dim is EVERY_DIM and keepdim is NOT_KEPT \
             or axis is not None or keepdims is not None:
         return

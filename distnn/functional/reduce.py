@@ -27,10 +27,8 @@ def _axes(axis, ndim):
     none to reduce."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
-        axis = (axis,)
     out = []
-    for a in axis:
+    for a in (axis,) if isinstance(axis, int) else axis:
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise DimensionError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
         if ndim:
@@ -278,7 +276,8 @@ def _refuse_integral_mean(a, dtype) -> None:
 
 
 def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
-    refuse_extremum_arguments(cls.__name__.lower(), False, a, dim, keepdim, axis, keepdims)  # (PyTorch's parser's)
+    if dim is None or dim is EVERY_DIM and keepdim is not NOT_KEPT:  # (PyTorch's parser's refusal, maybe)
+        refuse_extremum_arguments(cls.__name__.lower(), False, a, dim, keepdim, axis, keepdims)
     dim = None if dim is EVERY_DIM else int(dim) if isinstance(dim, numbers.Integral) else dim
     keepdim, name = keepdim is not NOT_KEPT and keepdim, cls.__name__.lower()
     if dim is not None and not isinstance(dim, (int, tuple, list)) and hasattr(dim, "shape"):  # (maximum, minimum)
